@@ -1,0 +1,3 @@
+from sloengine.cli import main
+
+main()

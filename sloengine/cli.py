@@ -1,0 +1,239 @@
+"""The command line: parse arguments, call the Engine, format the result (ARCHITECTURE.md
+rule 1). Every command that prints results has ``--json`` with a versioned shape
+(``"schema": "sloengine.<command>/v<N>"``), documented in README.md.
+
+Exit codes: 0 success; 1 the command ran but found a problem (rejected records);
+2 bad usage, settings or input that stops the command.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from sloengine.engine import Engine
+from sloengine.errors import SloEngineError
+from sloengine.model import IngestResult
+from sloengine.settings import Settings, load_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="sloengine: OTLP ingest, SLOs, error budgets and burn-rate alerts in DuckDB.",
+)
+
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="DuckDB file (default ./sloengine.duckdb, env SLOENGINE_DB).")
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Settings file (default ./sloengine.yaml if present).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the versioned JSON shape.")]
+
+INGEST_SCHEMA = "sloengine.ingest/v1"
+SUMMARY_SCHEMA = "sloengine.summary/v1"
+MAX_ERRORS_SHOWN = 20
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    return load_settings(config, **overrides)
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+
+
+def _result_json(r: IngestResult) -> dict[str, Any]:
+    return {
+        "path": r.info.source,
+        "format": r.info.format,
+        "signal": r.info.signal,
+        "sha256": r.info.sha256,
+        "size_bytes": r.info.size_bytes,
+        "batch_id": r.batch_id,
+        "duplicate_of": r.duplicate_of,
+        "accepted": {k: r.counts.accepted.get(k, 0)
+                     for k in ("spans", "span_events", "logs", "metric_points")},
+        "duplicates": sum(r.counts.duplicates.values()),
+        "rejected": r.counts.rejected,
+        "errors": [{"location": e.location, "reason": e.reason} for e in r.errors],
+        "warnings": r.warnings,
+    }
+
+
+def _file_line(r: IngestResult) -> str:
+    if r.duplicate_of is not None:
+        return (f"{r.info.source}: already ingested as batch {r.duplicate_of} "
+                f"(same sha256), nothing stored")
+    acc = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in r.counts.accepted.items() if v)
+    dup = sum(r.counts.duplicates.values())
+    parts = [f"{r.info.source}: {r.info.format} {r.info.signal}", f"stored {acc or 'nothing'}"]
+    if dup:
+        parts.append(f"{dup} duplicate(s) skipped")
+    if r.counts.rejected:
+        parts.append(f"{r.counts.rejected} REJECTED")
+    return "; ".join(parts)
+
+
+def _ingest_report(results: list[IngestResult], db: str, as_json: bool) -> int:
+    rejected = sum(r.counts.rejected for r in results)
+    if as_json:
+        totals: dict[str, int] = {}
+        for r in results:
+            for k, v in r.counts.accepted.items():
+                totals[k] = totals.get(k, 0) + v
+        _print_json({
+            "schema": INGEST_SCHEMA,
+            "db": db,
+            "files": [_result_json(r) for r in results],
+            "totals": {
+                "files": len(results),
+                "accepted": totals,
+                "duplicates": sum(sum(r.counts.duplicates.values()) for r in results),
+                "rejected": rejected,
+            },
+        })
+    elif rejected:
+        _err(f"{rejected} record(s) rejected and kept in table dead_letters:")
+        shown = 0
+        for r in results:
+            for e in r.errors:
+                if shown < MAX_ERRORS_SHOWN:
+                    _err(f"  {r.info.source}: {e.location}: {e.reason}")
+                shown += 1
+        if shown > MAX_ERRORS_SHOWN:
+            _err(f"  ... and {shown - MAX_ERRORS_SHOWN} more "
+                 "(sloengine ingest --json, or SELECT * FROM dead_letters)")
+    return 1 if rejected else 0
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or globs (.gz is read).")],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest OTLP (protobuf, JSON, JSON Lines) and JSON-lines access logs into the store."""
+    settings = _settings(config, db=db)
+    with Engine(settings) as engine:
+        on_file = None if as_json else (lambda r: _err(_file_line(r)))
+        results = engine.ingest(paths, on_file=on_file)
+    raise typer.Exit(_ingest_report(results, str(settings.db), as_json))
+
+
+def _ns_to_iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
+
+
+def _summary_text(summary: dict[str, Any], db: str) -> str:
+    t = summary["tables"]
+    lines = [
+        f"store {db} (schema v{summary['schema_version']})",
+        f"  spans {t['spans']:,}  span events {t['span_events']:,}  logs {t['logs']:,}  "
+        f"metric points {t['metric_points']:,}",
+        f"  ingest batches {t['ingest_batches']:,} (complete {summary['batches']['complete']}, "
+        f"duplicate {summary['batches']['duplicate']}, incomplete "
+        f"{summary['batches']['incomplete']})  dead letters {t['dead_letters']:,}",
+    ]
+    if summary["spans_from"]:
+        lines.append(f"  spans from {summary['spans_from']} to {summary['spans_to']}")
+    if summary["services"]:
+        lines.append("  service                      spans   errors   traces")
+        for s in summary["services"]:
+            lines.append(f"  {s['service']:<24} {s['spans']:>9,} {s['errors']:>8,} "
+                         f"{s['traces']:>8,}")
+    return "\n".join(lines)
+
+
+def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
+    out = dict(summary)
+    out["spans_from"] = _ns_to_iso(summary.pop("spans_from_unix_nano"))
+    out["spans_to"] = _ns_to_iso(summary.pop("spans_to_unix_nano"))
+    out.pop("spans_from_unix_nano", None)
+    out.pop("spans_to_unix_nano", None)
+    return out
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Run one full cycle and exit.")] = True,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The main job: ingest the configured inputs (default sample_data/) and summarise the store.
+
+    The scheduled engine (evaluation, alerts, reports) grows here; today one cycle is ingest
+    plus a summary of what was stored.
+    """
+    settings = _settings(config, db=db)
+    with Engine(settings) as engine:
+        inputs = [str(p) for p in settings.inputs]
+        on_file = None if as_json else (lambda r: _err(_file_line(r)))
+        results = engine.ingest(inputs, on_file=on_file)
+        summary = _summary_json(engine.summary())
+    rejected = sum(r.counts.rejected for r in results)
+    if as_json:
+        _print_json({
+            "schema": SUMMARY_SCHEMA,
+            "db": str(settings.db),
+            "inputs": inputs,
+            "ingested_files": len(results),
+            "rejected": rejected,
+            **summary,
+        })
+    else:
+        print(_summary_text(summary, str(settings.db)))
+        if rejected:
+            print(f"  {rejected} record(s) rejected this cycle: see table dead_letters")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write into.")] = Path("sample_data"),
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 7,
+    days: Annotated[float, typer.Option(help="Days of traffic.")] = 4.0,
+    rate: Annotated[float, typer.Option(help="Gateway requests per minute (average).")] = 4.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate the deterministic sample platform data (see sample_data/README.md)."""
+    from sloengine.sample import generate
+
+    manifest = generate(out, seed=seed, days=days, rate_per_min=rate)
+    if as_json:
+        _print_json({"schema": "sloengine.sample/v1", **manifest.to_json()})
+    else:
+        print(manifest.describe())
+
+
+def main() -> None:
+    """Console entry point: one clear line and exit 2 for the engine's own errors."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SloEngineError as exc:
+        _err(f"sloengine: error: {exc}")
+        sys.exit(2)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

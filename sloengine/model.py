@@ -1,0 +1,91 @@
+"""Plain value types shared by every stage (stdlib only, ARCHITECTURE.md boundaries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Signal = Literal["traces", "logs", "metrics"]
+Format = Literal["otlp-proto", "otlp-json", "otlp-jsonl", "jsonl-log"]
+
+#: Tables that hold ingested records; every row carries the ``batch_id`` of its lineage row.
+RECORD_TABLES = ("spans", "span_events", "logs", "metric_points")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record that could not be stored, kept with its raw bytes and the reason.
+
+    ``location`` names where it was: ``line 17`` for JSON Lines, a JSON path such as
+    ``resourceSpans[0].scopeSpans[1].spans[3]`` for a request body, ``message`` for an
+    undecodable protobuf.
+    """
+
+    location: str
+    reason: str
+    raw: bytes
+    signal: str | None = None
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A decoded slice of one source: columnar tables (Arrow) plus its dead letters.
+
+    The tables are ``pyarrow.Table`` objects; they are typed ``Any`` here so that this
+    module stays free of third-party imports.
+    """
+
+    spans: Any = None
+    span_events: Any = None
+    logs: Any = None
+    metric_points: Any = None
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, Any]:
+        out = {
+            "spans": self.spans,
+            "span_events": self.span_events,
+            "logs": self.logs,
+            "metric_points": self.metric_points,
+        }
+        return {k: v for k, v in out.items() if v is not None and v.num_rows > 0}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What lineage records about one source of bytes (a file or an HTTP sender)."""
+
+    source: str
+    format: Format
+    signal: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    """Per-table counts for one lineage batch."""
+
+    accepted: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+
+    def add(self, other: BatchCounts) -> None:
+        for k, v in other.accepted.items():
+            self.accepted[k] = self.accepted.get(k, 0) + v
+        for k, v in other.duplicates.items():
+            self.duplicates[k] = self.duplicates.get(k, 0) + v
+        self.rejected += other.rejected
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """The outcome of ingesting one source."""
+
+    info: SourceInfo
+    batch_id: int
+    duplicate_of: int | None
+    counts: BatchCounts
+    errors: list[DeadLetter] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,131 @@
+"""Engine settings: one file (``sloengine.yaml``) plus ``SLOENGINE_*`` environment variables,
+validated once at the front door (ARCHITECTURE.md rule 6). Environment wins over the file.
+
+Nested fields use ``__`` in variable names, e.g. ``SLOENGINE_REDACTION__KEY``.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sloengine.errors import ConfigError
+
+DEFAULT_SETTINGS_FILE = "sloengine.yaml"
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("_FILE_DATA", default={})  # noqa: B039
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PatternRule(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9_\-]+$")
+    regex: str
+
+
+class RedactionSettings(_Strict):
+    """Redaction at ingest (see sloengine/ingest/redact.py)."""
+
+    enabled: bool = True
+    #: HMAC key for tokens. Unset: a random per-database key is made and kept in the DB.
+    key: SecretStr | None = None
+    #: Attribute keys whose whole value is replaced (case-insensitive), added to the defaults.
+    keys: list[str] = Field(default_factory=list)
+    patterns: list[PatternRule] = Field(default_factory=list)
+    use_default_rules: bool = True
+
+
+class AccessLogSettings(_Strict):
+    """Field mapping of non-OTLP JSON-lines access logs."""
+
+    timestamp: str = "ts"
+    method: str | None = "method"
+    route: str | None = "route"
+    path: str | None = "path"
+    status: str = "status"
+    latency: str | None = "latency_ms"
+    latency_unit: str = Field(default="ms", pattern=r"^(ns|us|ms|s)$")
+    trace_id: str | None = "trace_id"
+    span_id: str | None = "span_id"
+    correlation_id: str | None = "request_id"
+    service: str | None = "service"
+    default_service: str = "api-gateway"
+
+
+class Settings(BaseSettings):
+    """Everything the engine needs to know, with defaults that work on a fresh clone."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLOENGINE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    db: Path = Path("sloengine.duckdb")
+    slo_dir: Path = Path("slo_definitions")
+    #: Folders and files ingested by ``sloengine run``.
+    inputs: list[Path] = Field(default_factory=lambda: [Path("sample_data")])
+    reports_dir: Path = Path("reports")
+    correlation_keys: list[str] = Field(
+        default_factory=lambda: [
+            "correlation.id", "correlation_id", "http.request.header.x-correlation-id",
+            "http.request.header.x-request-id", "x-request-id", "request.id",
+        ]
+    )
+    chunk_records: int = Field(default=50_000, ge=100, le=5_000_000)
+    redaction: RedactionSettings = RedactionSettings()
+    access_log: AccessLogSettings = AccessLogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The settings file: below the environment, above the defaults."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _FILE_DATA.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get())
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (or ./sloengine.yaml when present), then the environment, then overrides.
+
+    A bad setting raises ConfigError with one clear line naming the file and the field.
+    """
+    file = path if path is not None else Path(DEFAULT_SETTINGS_FILE)
+    data: dict[str, Any] = {}
+    if path is not None and not file.exists():
+        raise ConfigError("settings file not found", where=str(file))
+    if file.exists():
+        try:
+            loaded = yaml.safe_load(file.read_text("utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", where=str(file)) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("settings must be a mapping", where=str(file))
+        data.update(loaded)
+    token = _FILE_DATA.set(data)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        where = f"{file}: {field}" if file.exists() else field
+        raise ConfigError(err["msg"], where=where) from None
+    finally:
+        _FILE_DATA.reset(token)

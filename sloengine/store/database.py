@@ -1,0 +1,270 @@
+"""The one owner of the DuckDB file (ARCHITECTURE.md rule 2): connections, migrations, the
+append path with lineage and dead letters, and a narrow query API for the other stages."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sloengine.errors import StoreError
+from sloengine.model import BatchCounts, Chunk, DeadLetter, SourceInfo
+from sloengine.store import migrate
+
+#: (table, dedup key columns, time column used to prune the duplicate check by zone maps)
+_DEDUP = {
+    "spans": (("trace_id", "span_id"), "start_time_unix_nano"),
+    "logs": (("record_id",), "time_unix_nano"),
+    "metric_points": (("point_id",), "time_unix_nano"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    batch_id: int
+    source: str
+    sha256: str
+    status: str
+
+
+class Store:
+    """A DuckDB file with the sloengine schema. One writer per file; readers in other
+    processes open it with ``read_only=True``."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        self._clock = clock or (lambda: datetime.now().astimezone())
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(str(exc).split("\n")[0], where=self.path) from None
+        if read_only:
+            if migrate.current_version(self.con) < len(migrate.available()):
+                raise StoreError("database schema is older than this sloengine; open it once "
+                                 "read-write to migrate", where=self.path)
+        else:
+            migrate.apply(self.con, self._clock())
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        self.exec_("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.exec_("ROLLBACK")
+            raise
+        self.exec_("COMMIT")
+
+    # -- narrow query API -------------------------------------------------------------
+    def exec_(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
+        """Run a statement and drain its result (DuckDB 2 refuses new work on a connection
+        with an unfinished result)."""
+        self.con.execute(sql, params or []).fetchall()
+
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[
+            tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        return self.con.execute(sql, params or []).fetch_arrow_table()
+
+    def frame(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """A polars frame (zero-copy through Arrow)."""
+        return self.con.execute(sql, params or []).pl()
+
+    def columns(self, table: str) -> dict[str, str]:
+        return {
+            r[0]: r[1]
+            for r in self.rows(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ? ORDER BY ordinal_position", [table])
+        }
+
+    # -- engine metadata ----------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        v = self.one("SELECT value FROM engine_meta WHERE key = ?", [key])
+        return None if v is None else str(v)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.exec_("INSERT OR REPLACE INTO engine_meta VALUES (?, ?)", [key, value])
+
+    def secret(self, key: str) -> str:
+        """A per-database random secret, made on first use (e.g. the default redaction key)."""
+        v = self.meta(key)
+        if v is None:
+            v = secrets.token_hex(32)
+            self.set_meta(key, v)
+        return v
+
+    # -- lineage ------------------------------------------------------------------------
+    def find_complete_batch(self, sha256: str) -> BatchRow | None:
+        rows = self.rows(
+            "SELECT batch_id, source, sha256, status FROM ingest_batches "
+            "WHERE sha256 = ? AND status = 'complete' ORDER BY batch_id LIMIT 1", [sha256])
+        return BatchRow(*rows[0]) if rows else None
+
+    def begin_batch(self, info: SourceInfo, *, status: str = "ingesting",
+                    duplicate_of: int | None = None) -> int:
+        now = self._clock()
+        bid = int(self.one("SELECT nextval('ingest_batch_seq')"))
+        self.exec_(
+            "INSERT INTO ingest_batches (batch_id, source, format, signal, sha256, size_bytes,"
+            " received_at, finished_at, status, duplicate_of) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [bid, info.source, info.format, info.signal, info.sha256, info.size_bytes, now,
+             now if status != "ingesting" else None, status, duplicate_of],
+        )
+        return bid
+
+    def finish_batch(self, batch_id: int, counts: BatchCounts) -> None:
+        a = counts.accepted
+        self.exec_(
+            "UPDATE ingest_batches SET status = 'complete', finished_at = ?,"
+            " accepted_spans = ?, accepted_span_events = ?, accepted_logs = ?,"
+            " accepted_metric_points = ?, duplicate_records = ?, rejected = ?"
+            " WHERE batch_id = ?",
+            [self._clock(), a.get("spans", 0), a.get("span_events", 0), a.get("logs", 0),
+             a.get("metric_points", 0), sum(counts.duplicates.values()), counts.rejected,
+             batch_id],
+        )
+
+    # -- append -------------------------------------------------------------------------
+    def append(self, batch_id: int, info: SourceInfo, chunk: Chunk) -> BatchCounts:
+        """Store one chunk atomically: new records, their lineage, and the dead letters.
+
+        Records already stored (same span ids, same log/point content) are skipped, so a
+        retried upload or a file ingested twice adds nothing (idempotent ingest).
+        """
+        counts = BatchCounts()
+        tables = chunk.tables()
+        with self.transaction() as con:
+            spans = tables.get("spans")
+            if spans is not None:
+                n_new = self._insert_dedup(con, "spans", spans, batch_id)
+                counts.accepted["spans"] = n_new
+                counts.duplicates["spans"] = spans.num_rows - n_new
+                events = tables.get("span_events")
+                if events is not None:
+                    con.register("_in_events", events)
+                    n = self.rows(
+                        "INSERT INTO span_events BY NAME SELECT ? AS batch_id, e.* FROM "
+                        "(SELECT * FROM _in_events QUALIFY row_number() OVER "
+                        " (PARTITION BY trace_id, span_id, seq) = 1) e "
+                        "SEMI JOIN _new_spans n USING (trace_id, span_id)", [batch_id])
+                    con.unregister("_in_events")
+                    counts.accepted["span_events"] = int(n[0][0])
+                self.exec_("DROP TABLE IF EXISTS _new_spans")
+            for name in ("logs", "metric_points"):
+                tbl = tables.get(name)
+                if tbl is not None:
+                    n_new = self._insert_dedup(con, name, tbl, batch_id)
+                    self.exec_(f"DROP TABLE IF EXISTS _new_{name}")
+                    counts.accepted[name] = n_new
+                    counts.duplicates[name] = tbl.num_rows - n_new
+            if chunk.dead_letters:
+                counts.rejected = self._dead_letters(con, batch_id, info, chunk.dead_letters)
+        return counts
+
+    def _insert_dedup(self, con: Any, table: str, tbl: Any, batch_id: int) -> int:
+        keys, tcol = _DEDUP[table]
+        key_list = ", ".join(keys)
+        on = " AND ".join(f"s.{k} = b.{k}" for k in keys)
+        con.register("_in", tbl)
+        try:
+            lo, hi = self.rows(f"SELECT min({tcol}), max({tcol}) FROM _in")[0]
+            self.exec_(
+                f"CREATE OR REPLACE TEMP TABLE _new_{table} AS "
+                f"SELECT b.* FROM (SELECT * FROM _in QUALIFY row_number() OVER "
+                f"  (PARTITION BY {key_list}) = 1) b "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {on} "
+                f"  AND s.{tcol} BETWEEN ? AND ?)",
+                [lo, hi],
+            )
+            self.exec_(
+                f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, * FROM _new_{table}",
+                [batch_id],
+            )
+            return int(self.one(f"SELECT count(*) FROM _new_{table}"))
+        finally:
+            con.unregister("_in")
+
+    def _dead_letters(self, con: Any, batch_id: int, info: SourceInfo,
+                      dead: list[DeadLetter]) -> int:
+        import pyarrow as pa
+
+        now = self._clock()
+        rows = {
+            "batch_id": [batch_id] * len(dead),
+            "dl_key": [
+                hashlib.sha256(f"{info.sha256}\0{d.location}\0{d.reason}".encode()).hexdigest()
+                for d in dead
+            ],
+            "source": [info.source] * len(dead),
+            "location": [d.location for d in dead],
+            "signal": [d.signal or info.signal for d in dead],
+            "reason": [d.reason for d in dead],
+            "raw": [d.raw for d in dead],
+            "received_at": [now] * len(dead),
+        }
+        con.register("_dl", pa.table(rows))
+        try:
+            self.exec_(
+                "INSERT INTO dead_letters BY NAME SELECT * FROM _dl d "
+                "WHERE NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.dl_key = d.dl_key) "
+                "QUALIFY row_number() OVER (PARTITION BY dl_key) = 1"
+            )
+        finally:
+            con.unregister("_dl")
+        return len(dead)
+
+    # -- summaries ------------------------------------------------------------------------
+    def table_counts(self) -> dict[str, int]:
+        out = {}
+        for t in ("spans", "span_events", "logs", "metric_points", "ingest_batches",
+                  "dead_letters"):
+            out[t] = int(self.one(f"SELECT count(*) FROM {t}"))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.table_counts()
+        lo, hi = self.rows(
+            "SELECT min(start_time_unix_nano), max(end_time_unix_nano) FROM spans")[0]
+        services = [
+            {"service": r[0], "spans": int(r[1]), "errors": int(r[2]), "traces": int(r[3])}
+            for r in self.rows(
+                "SELECT coalesce(service_name, '(none)'), count(*), count(*) FILTER (is_error),"
+                " count(DISTINCT trace_id) FROM spans GROUP BY 1 ORDER BY 1")
+        ]
+        batches = self.rows(
+            "SELECT count(*) FILTER (status = 'complete'), count(*) FILTER (status = 'duplicate'),"
+            " count(*) FILTER (status = 'ingesting') FROM ingest_batches")[0]
+        return {
+            "tables": counts,
+            "spans_from_unix_nano": lo,
+            "spans_to_unix_nano": hi,
+            "services": services,
+            "batches": {"complete": batches[0], "duplicate": batches[1],
+                        "incomplete": batches[2]},
+            "schema_version": migrate.current_version(self.con),
+        }
