@@ -29,10 +29,12 @@ app = typer.Typer(
 )
 
 DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="DuckDB file (default ./sloengine.duckdb, env SLOENGINE_DB).")
+    Path | None,
+    typer.Option("--db", help="DuckDB file (default ./sloengine.duckdb, env SLOENGINE_DB)."),
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="Settings file (default ./sloengine.yaml if present).")
+    Path | None,
+    typer.Option("--config", help="Settings file (default ./sloengine.yaml if present)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the versioned JSON shape.")]
 
@@ -222,7 +224,8 @@ def sample(
 def main() -> None:
     """Console entry point: one clear line and exit 2 for the engine's own errors."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except SloEngineError as exc:

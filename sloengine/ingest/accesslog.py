@@ -97,7 +97,9 @@ def add_access_line(
     try:
         status = int(status_raw)
     except ValueError:
-        raise _Bad(f"field {mapping.status!r} (status) must be an integer, got {status_raw!r}")
+        raise _Bad(
+            f"field {mapping.status!r} (status) must be an integer, got {status_raw!r}"
+        ) from None
     if not 100 <= status <= 599:
         raise _Bad(f"field {mapping.status!r} (status) {status} is not an HTTP status code")
     duration = None

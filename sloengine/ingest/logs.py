@@ -19,7 +19,8 @@ from sloengine.model import Chunk
 def record_id(*parts: object) -> str:
     """Content key of a log record or metric point: the same record sent twice (client
     retries, a file ingested again) gets the same id, so the store keeps one copy."""
-    return hashlib.blake2b(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    data = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class LogColumns:

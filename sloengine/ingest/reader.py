@@ -7,7 +7,7 @@ import glob
 import gzip
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,12 +39,12 @@ JSONL_EXT = (".jsonl", ".ndjson", ".log")
 KNOWN_EXT = PROTO_EXT + JSON_EXT + JSONL_EXT
 
 _SIGNAL_KEYS = {"resourceSpans": "traces", "resourceLogs": "logs", "resourceMetrics": "metrics"}
-_REQUESTS = {
+_REQUESTS: dict[str, Any] = {
     "traces": ExportTraceServiceRequest,
     "logs": ExportLogsServiceRequest,
     "metrics": ExportMetricsServiceRequest,
 }
-_SALVAGE = {
+_SALVAGE: dict[str, Any] = {
     "traces": (
         (ExportTraceServiceRequest, trace_pb2.ResourceSpans, trace_pb2.ScopeSpans, trace_pb2.Span),
         ("resourceSpans", "scopeSpans", "spans"),
@@ -71,7 +71,7 @@ class ReadOptions:
 
     decode: DecodeOptions
     redactor: Redactor
-    access_log: AccessLogMapping = AccessLogMapping()
+    access_log: AccessLogMapping = field(default_factory=AccessLogMapping)
 
 
 def expand(paths: Iterable[str]) -> list[Path]:
@@ -79,7 +79,10 @@ def expand(paths: Iterable[str]) -> list[Path]:
     out: list[Path] = []
     seen: set[Path] = set()
     for p in paths:
-        matches = [Path(m) for m in sorted(glob.glob(p, recursive=True))] if _is_glob(p) else [Path(p)]
+        if _is_glob(p):
+            matches = [Path(m) for m in sorted(glob.glob(p, recursive=True))]
+        else:
+            matches = [Path(p)]
         if not matches:
             raise DecodeError("no file matches this pattern", where=p)
         for m in matches:
@@ -121,7 +124,7 @@ def _open(path: Path) -> IO[bytes]:
     with path.open("rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -128,12 +129,12 @@ class Redactor:
 
     def map_array(self, arr: pa.Array) -> tuple[pa.Array, int]:
         """Redact a MAP<string, V>: whole values under sensitive keys, patterns in strings."""
-        if len(arr) == 0:
+        if len(arr) == 0 or (not self.keys and not self.patterns):
             return arr, 0
         keys, items = arr.keys, arr.items
         changed = 0
-        key_mask = pc.is_in(pc.utf8_lower(keys), value_set=pa.array(sorted(self.keys)))
-        hit_keys = pc.any(key_mask).as_py()
+        key_mask = pc.is_in(pc.utf8_lower(keys), value_set=pa.array(sorted(self.keys), pa.string()))
+        hit_keys = bool(pc.any(key_mask).as_py())
         is_text = pa.types.is_string(items.type)
         if is_text:
             pat_mask = self._any_match(items)
@@ -156,12 +157,31 @@ class Redactor:
                     changed += 1
         offsets = arr.offsets
         if not is_text and hit_keys:
-            # Tokens are text: move redacted non-string values out of a typed map by
-            # replacing them with None, and record the token under the same key as text is
-            # not possible in a typed map — so drop to null (the value is gone either way).
+            # A token is text and cannot live in an int/double/bool map: the value is nulled.
             out_items = [None if isinstance(v, str) else v for v in out_items]
         new_items = pa.array(out_items, items.type)
         return pa.MapArray.from_arrays(offsets, keys, new_items), changed
+
+    def json_array(self, arr: pa.Array) -> tuple[pa.Array, int]:
+        """Redact sensitive keys inside a JSON-object column (complex attribute values such
+        as header arrays), then value patterns in its text."""
+        changed = 0
+        if len(arr) and self.keys:
+            alternation = "|".join(re.escape(k) for k in sorted(self.keys))
+            mask = pc.fill_null(
+                pc.match_substring_regex(arr, f'(?i)"(?:{alternation})"'), False)
+            if pc.any(mask).as_py():
+                values = arr.to_pylist()
+                for i in pc.indices_nonzero(mask).to_pylist():
+                    obj = orjson.loads(values[i])
+                    for k in list(obj):
+                        if k.lower() in self.keys:
+                            obj[k] = self.token(k, _text(obj[k]))
+                            changed += 1
+                    values[i] = orjson.dumps(obj).decode()
+                arr = pa.array(values, arr.type)
+        arr, n = self.string_array(arr)
+        return arr, changed + n
 
     def apply(self, tbl: Any, text_columns: tuple[str, ...]) -> tuple[Any, int]:
         """Redact every MAP column and the named text columns of an Arrow table."""
@@ -170,6 +190,8 @@ class Redactor:
             col = tbl.column(i).combine_chunks()
             if pa.types.is_map(f.type):
                 new, n = self.map_array(col)
+            elif f.name == "attr_json":
+                new, n = self.json_array(col)
             elif f.name in text_columns:
                 new, n = self.string_array(col)
             else:
@@ -181,7 +203,7 @@ class Redactor:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else repr(value)
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 #: Text columns (besides attribute maps) that may carry free text with secrets in it.

@@ -84,7 +84,10 @@ def _payload(raw: bytes) -> bytes:
 
 
 def salvage(
-    data: bytes, classes: tuple[Any, Any, Any, Any], names: tuple[str, str, str], state: DecodeState,
+    data: bytes,
+    classes: tuple[Any, Any, Any, Any],
+    names: tuple[str, str, str],
+    state: DecodeState,
     signal: str,
 ) -> Any:
     """Rebuild ``classes[0]`` from whatever parses; dead-letter the rest.
@@ -128,7 +131,11 @@ def _level(
             elif depth + 1 == len(classes) - 1:
                 state.reject(loc, "truncated protobuf: the record is cut off", raw, signal)
                 continue
+            before = len(state.dead_letters)
             children.append(_level(_payload(raw), classes, names, depth + 1, loc, state, signal))
+            if not complete and len(state.dead_letters) == before:
+                # the cut fell between records: say so at this level
+                state.reject(loc, "truncated protobuf: the record is cut off", raw, signal)
     except ValueError as exc:
         state.reject(where or "message", f"invalid protobuf: {exc}", data, signal)
     if shell:

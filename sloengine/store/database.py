@@ -88,11 +88,11 @@ class Store:
         return rows[0][0] if rows else None
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        return self.con.execute(sql, params or []).fetch_arrow_table()
+        return self.con.execute(sql, params or []).to_arrow_table()
 
     def frame(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """A polars frame (zero-copy through Arrow)."""
-        return self.con.execute(sql, params or []).pl()
+        return self.con.execute(sql, params or []).pl()  # type: ignore[attr-defined]
 
     def columns(self, table: str) -> dict[str, str]:
         return {

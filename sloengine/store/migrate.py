@@ -34,7 +34,7 @@ def available() -> list[Migration]:
 
 def apply(con: Any, now: Any) -> list[int]:
     """Apply pending migrations; returns the versions applied now."""
-    _exec(con, 
+    _exec(con,
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
@@ -46,7 +46,7 @@ def apply(con: Any, now: Any) -> list[int]:
         _exec(con, "BEGIN TRANSACTION")
         try:
             _exec(con, mig.sql)
-            _exec(con, 
+            _exec(con,
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)", [mig.version, mig.name, now]
             )
             _exec(con, "COMMIT")
