@@ -27,9 +27,9 @@ CLIENT_ERRORS = {GET_ORDER.name: 0.015, POST_ORDER.name: 0.008, GET_STOCK.name: 
 class Quota:
     """Jittered error diffusion: ``take(p)`` is true on a share p of calls, evenly spread."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, phase: float | None = None) -> None:
         self._rng = rng
-        self._acc = rng.random()
+        self._acc = rng.random() if phase is None else phase
 
     def take(self, p: float) -> bool:
         self._acc += p * (0.5 + self._rng.random())
@@ -63,7 +63,7 @@ class FaultModel:
         self._fast = fast
         self._slow = slow
         self._base = Quota(rng)
-        self._outage = Quota(rng)
+        self._outage = Quota(rng, phase=1.0)  # the first order in the outage fails
         self._tail = Quota(rng)
         self._db = Quota(rng)
         self._db_share = slow_share()

@@ -75,6 +75,7 @@ class Observation:
     """One ``http.server.request.duration`` measurement, recorded at the span's end."""
 
     service: str
+    host: str
     route: str
     method: str
     status: int

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from .builder import TraceBuilder
 from .outcome import Outcome
-from .records import CLIENT, PRODUCER, SERVER, WARN, Event, Observation, Span
-from .topology import GET_ORDER, GET_STOCK, PARTITIONS, POST_ORDER, PROVIDER_HOST, TOPIC, Route
+from .records import CLIENT, PRODUCER, SERVER, WARN, Attrs, Event, Observation, Span
+from .topology import GET_ORDER, GET_STOCK, PARTITIONS, PROVIDER_HOST, TOPIC, Route
 
 GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
 GRPC_NAMES = {0: "OK", 5: "NOT_FOUND", 13: "INTERNAL", 14: "UNAVAILABLE"}
@@ -65,7 +65,7 @@ class Request:
 
     def build(self) -> Result:
         b, v = self.b, self.v
-        attrs = [
+        attrs: Attrs = [
             ("http.request.method", v.route.method),
             ("http.route", v.route.template),
             ("url.path", v.path),
@@ -102,7 +102,7 @@ class Request:
     def observe(self, span: Span, route: Route, status: int) -> None:
         seconds = (span.end_ns - span.start_ns) / 1e9
         obs = Observation(
-            span.service, route.template, route.method, status, seconds,
+            span.service, span.host, route.template, route.method, status, seconds,
             span.end_ns, span.trace_id, span.span_id,
         )  # fmt: skip
         self.observations.append(obs)
@@ -113,7 +113,7 @@ class Request:
     ) -> tuple[float, int, Span]:
         """An HTTP CLIENT span in the caller and a SERVER span in ``callee``."""
         b = self.b
-        client_attrs = [
+        client_attrs: Attrs = [
             ("http.request.method", route.method),
             ("server.address", callee),
             ("server.port", 8080),
@@ -121,7 +121,7 @@ class Request:
         ]
         cl = b.open(parent.service, parent.host, route.method, CLIENT, at, parent, client_attrs)
         s_at = at + b.net()
-        server_attrs = [
+        server_attrs: Attrs = [
             ("http.request.method", route.method),
             ("http.route", route.template),
             ("url.path", path),
@@ -146,11 +146,15 @@ class Request:
         """A gRPC CLIENT/SERVER pair to ``inventory.Inventory/<method>``."""
         b = self.b
         full = f"inventory.Inventory/{method}"
-        rpc = [("rpc.system", "grpc"), ("rpc.service", "inventory.Inventory"), ("rpc.method", method)]
-        peer = [("server.address", "inventory-service"), ("server.port", 50051)]
+        rpc: Attrs = [
+            ("rpc.system", "grpc"),
+            ("rpc.service", "inventory.Inventory"),
+            ("rpc.method", method),
+        ]
+        peer: Attrs = [("server.address", "inventory-service"), ("server.port", 50051)]
         cl = b.open(parent.service, parent.host, full, CLIENT, at, parent, [*rpc, *peer])
         s_at = at + b.net()
-        srv_attrs = [*rpc, ("correlation.id", b.correlation_id)]
+        srv_attrs: Attrs = [*rpc, ("correlation.id", b.correlation_id)]
         srv = b.open("inventory-service", b.host("inventory-service"), full, SERVER, s_at, cl,
                      srv_attrs)  # fmt: skip
         end, code, err = handler(srv, s_at)
@@ -172,7 +176,7 @@ class Request:
     ) -> float:  # fmt: skip
         """A postgres CLIENT span; queries slower than 500 ms also log a WARN."""
         b = self.b
-        attrs = [
+        attrs: Attrs = [
             ("db.system.name", "postgresql"),
             ("db.namespace", ns),
             ("db.collection.name", table),
@@ -202,8 +206,12 @@ class Request:
         b = self.b
         at += b.lat(2.0, 0.4, 0.5, 12.0)
         fail = self.o.fault == "orders-db-error"
-        err = "connection to orders-db.internal lost: server closed the connection" if fail else None
-        at = self.db(srv, "SELECT", "orders", "orders", SELECT_ORDER, at, self.orders_db_ms(2.5), err)
+        err = (
+            "connection to orders-db.internal lost: server closed the connection" if fail else None
+        )
+        at = self.db(
+            srv, "SELECT", "orders", "orders", SELECT_ORDER, at, self.orders_db_ms(2.5), err
+        )
         if fail:
             return at + 0.5, 500, err
         return at + b.lat(0.8, 0.3, 0.2, 5.0), 404 if self.o.client_error else 200, None
@@ -223,7 +231,9 @@ class Request:
             return at + 0.5, 502, f"payments-service returned {status}"
         fail = o.fault == "orders-db-error"
         err = "could not insert order: deadlock detected" if fail else None
-        at = self.db(srv, "INSERT", "orders", "orders", INSERT_ORDER, at, self.orders_db_ms(4.0), err)
+        at = self.db(
+            srv, "INSERT", "orders", "orders", INSERT_ORDER, at, self.orders_db_ms(4.0), err
+        )
         if fail:
             return at + 0.5, 500, err
         self.producer = self.publish(srv, at)
@@ -232,7 +242,7 @@ class Request:
 
     def publish(self, srv: Span, at: float) -> Span:
         b = self.b
-        attrs = [
+        attrs: Attrs = [
             ("messaging.system", "kafka"),
             ("messaging.destination.name", TOPIC),
             ("messaging.operation.type", "send"),
@@ -267,7 +277,7 @@ class Request:
     def pay(self, srv: Span, at: float) -> tuple[float, int, str | None]:
         b, o = self.b, self.o
         at += b.lat(2.0, 0.4, 0.5, 4.0)
-        attrs = [
+        attrs: Attrs = [
             ("http.request.method", "POST"),
             ("server.address", PROVIDER_HOST),
             ("server.port", 443),
@@ -293,4 +303,6 @@ class Request:
 
     @staticmethod
     def exception(at_ns: int, exc_type: str, message: str) -> Event:
-        return Event("exception", at_ns, [("exception.type", exc_type), ("exception.message", message)])
+        return Event(
+            "exception", at_ns, [("exception.type", exc_type), ("exception.message", message)]
+        )

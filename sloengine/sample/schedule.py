@@ -149,4 +149,3 @@ def batch_times(start: datetime, end: datetime) -> list[datetime]:
         out.append(day)
         day += timedelta(days=1)
     return out
-

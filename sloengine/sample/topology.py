@@ -28,7 +28,9 @@ SERVICES: dict[str, Service] = {
         Service("api-gateway", "2.14.1", "gateway", ("edge-gw-1",)),
         Service("orders-service", "1.32.0", "service", ("orders-5d8b7-a", "orders-5d8b7-b")),
         Service("payments-service", "3.4.2", "service", ("payments-77c1f-a",)),
-        Service("inventory-service", "0.19.5", "service", ("inventory-6c4d2-a", "inventory-6c4d2-b")),
+        Service(
+            "inventory-service", "0.19.5", "service", ("inventory-6c4d2-a", "inventory-6c4d2-b")
+        ),
         Service("fulfillment-worker", "1.8.0", "queue", ("fulfil-9a2e0-a",)),
         Service("webhook-dispatcher", "0.7.3", "integration", ("hooks-4b1f8-a",)),
         Service("legacy-batch", "11.2", "batch", ("batch-01",)),

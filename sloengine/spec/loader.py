@@ -59,9 +59,6 @@ class LoadResult:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
 
-Converter = Callable[[list[dict[str, Any]], "DocContext"], list[tuple[dict[str, Any], "DocContext"]]]
-
-
 @dataclass(frozen=True, slots=True)
 class DocContext:
     """Where a document came from, to turn a field path into a line number."""
