@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
+from sloengine import cli_slo
+from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.engine import Engine
 from sloengine.errors import SloEngineError
 from sloengine.model import IngestResult
-from sloengine.settings import Settings, load_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -28,27 +28,11 @@ app = typer.Typer(
     help="sloengine: OTLP ingest, SLOs, error budgets and burn-rate alerts in DuckDB.",
 )
 
-DbOpt = Annotated[
-    Path | None,
-    typer.Option("--db", help="DuckDB file (default ./sloengine.duckdb, env SLOENGINE_DB)."),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", help="Settings file (default ./sloengine.yaml if present)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the versioned JSON shape.")]
+
 
 INGEST_SCHEMA = "sloengine.ingest/v1"
 SUMMARY_SCHEMA = "sloengine.summary/v1"
 MAX_ERRORS_SHOWN = 20
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    return load_settings(config, **overrides)
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _err(msg: str) -> None:
@@ -94,7 +78,7 @@ def _ingest_report(results: list[IngestResult], db: str, as_json: bool) -> int:
         for r in results:
             for k, v in r.counts.accepted.items():
                 totals[k] = totals.get(k, 0) + v
-        _print_json({
+        print_json({
             "schema": INGEST_SCHEMA,
             "db": db,
             "files": [_result_json(r) for r in results],
@@ -127,10 +111,14 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest OTLP (protobuf, JSON, JSON Lines) and JSON-lines access logs into the store."""
-    settings = _settings(config, db=db)
+    settings = settings_from(config, db=db)
     with Engine(settings) as engine:
         on_file = None if as_json else (lambda r: _err(_file_line(r)))
         results = engine.ingest(paths, on_file=on_file)
+        skipped = engine.last_skipped
+    if skipped and not as_json:
+        _err(f"skipped {len(skipped)} file(s) that are not telemetry: "
+             + ", ".join(str(p) for p in skipped))
     raise typer.Exit(_ingest_report(results, str(settings.db), as_json))
 
 
@@ -181,7 +169,7 @@ def run(
     The scheduled engine (evaluation, alerts, reports) grows here; today one cycle is ingest
     plus a summary of what was stored.
     """
-    settings = _settings(config, db=db)
+    settings = settings_from(config, db=db)
     with Engine(settings) as engine:
         inputs = [str(p) for p in settings.inputs]
         on_file = None if as_json else (lambda r: _err(_file_line(r)))
@@ -189,7 +177,7 @@ def run(
         summary = _summary_json(engine.summary())
     rejected = sum(r.counts.rejected for r in results)
     if as_json:
-        _print_json({
+        print_json({
             "schema": SUMMARY_SCHEMA,
             "db": str(settings.db),
             "inputs": inputs,
@@ -208,7 +196,7 @@ def sample(
     out: Annotated[Path, typer.Option("--out", help="Folder to write into.")] = Path("sample_data"),
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 7,
     days: Annotated[float, typer.Option(help="Days of traffic.")] = 4.0,
-    rate: Annotated[float, typer.Option(help="Gateway requests per minute (average).")] = 4.0,
+    rate: Annotated[float, typer.Option(help="Gateway requests per minute (average).")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate the deterministic sample platform data (see sample_data/README.md)."""
@@ -216,9 +204,12 @@ def sample(
 
     manifest = generate(out, seed=seed, days=days, rate_per_min=rate)
     if as_json:
-        _print_json({"schema": "sloengine.sample/v1", **manifest.to_json()})
+        print_json({"schema": "sloengine.sample/v1", **manifest.to_json()})
     else:
         print(manifest.describe())
+
+
+cli_slo.register(app)
 
 
 def main() -> None:

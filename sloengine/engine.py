@@ -10,6 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from sloengine.alerting import advance
+from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
+from sloengine.compute.windows import minute_of
+from sloengine.errors import ConfigError
 from sloengine.ingest import (
     DEFAULT_KEYS,
     DEFAULT_PATTERNS,
@@ -22,8 +28,9 @@ from sloengine.ingest import (
     read_file,
     source_info,
 )
-from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult
+from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult
 from sloengine.settings import Settings
+from sloengine.spec import LoadedSLO, LoadResult, load_paths, resolve
 from sloengine.store import Store
 
 Clock = Callable[[], datetime]
@@ -45,6 +52,8 @@ class Engine:
         self.clock = clock
         self.store = store or Store(settings.db, read_only=read_only, clock=clock)
         self._read_options: ReadOptions | None = None
+        #: files a folder walk passed over because they are not telemetry
+        self.last_skipped: list[Path] = []
 
     def close(self) -> None:
         self.store.close()
@@ -82,7 +91,8 @@ class Engine:
         is committed atomically, so a crash loses at most the chunk in flight, and ingesting
         the file again completes it without duplicates."""
         results = []
-        for path in expand(str(p) for p in paths):
+        self.last_skipped = []
+        for path in expand((str(p) for p in paths), self.last_skipped):
             result = self.ingest_file(path)
             results.append(result)
             if on_file is not None:
@@ -113,7 +123,95 @@ class Engine:
         result.errors.extend(chunk.dead_letters)
         result.warnings.extend(chunk.warnings)
 
+    # -- SLOs --------------------------------------------------------------------------------
+    def load_slos(self, paths: Iterable[Path] | None = None, *, record: bool = True
+                  ) -> LoadResult:
+        """Load and validate SLO documents (default: settings.slo_dir); record new versions."""
+        result = load_paths(list(paths) if paths is not None else [self.settings.slo_dir])
+        if record and not self.store.read_only:
+            for s in result.slos:
+                self.store.exec_(
+                    "INSERT OR IGNORE INTO slo_versions VALUES (?, ?, ?, ?, ?, ?)",
+                    [s.slo.metadata.name, s.version, s.origin, s.file, self.clock(),
+                     orjson.dumps(s.slo.model_dump(mode="json", by_alias=True)).decode()])
+        return result
+
+    def _selected(self, slo: str | None) -> list[LoadedSLO]:
+        loaded = self.load_slos()
+        if loaded.errors:
+            raise ConfigError("SLO definitions have errors (run `sloengine validate`): "
+                              + str(loaded.errors[0]))
+        slos = [s for s in loaded.slos if slo is None or s.slo.metadata.name == slo]
+        if slo is not None and not slos:
+            raise ConfigError(f"no SLO named {slo!r} in {self.settings.slo_dir}")
+        return slos
+
+    def materialize(self, slos: list[LoadedSLO]) -> list[dict[str, Any]]:
+        return [materialize(self.store, s.slo, lateness_minutes=self.settings.lateness_minutes,
+                            now=self.clock()) for s in slos]
+
+    def evaluate(self, at: datetime | None = None, slo: str | None = None
+                 ) -> list[SloResult]:
+        """Evaluate every (or one) SLO at ``at`` (default: now, floored to the minute),
+        advance the persisted alert state machine and record the evaluations."""
+        slos = self._selected(slo)
+        t = minute_of(at or self.clock())
+        if self.store.read_only:
+            return [r for s in slos for r in evaluate_slo(self.store, s, t)]
+        self.materialize(slos)
+        out: list[SloResult] = []
+        with self.store.transaction():
+            for s in slos:
+                results = evaluate_slo(self.store, s, t)
+                fors = {(s.slo.metadata.name, tier.name): int(tier.for_.total_seconds()) // 60
+                        for tier in resolve(s.slo)}
+                results, _ = advance(self.store, results, fors)
+                for r in results:
+                    self.store.exec_(
+                        "INSERT INTO slo_evaluations VALUES (?,?,?,?,?,?,?,?,?)",
+                        [t, self.clock(), r.name, r.slo_version, r.objective, r.target, r.group,
+                         r.status, orjson.dumps(r).decode()])
+                out.extend(results)
+        return out
+
+    def replay(self, t_from: datetime, t_to: datetime, step_minutes: int = 1,
+               slo: str | None = None, incidents: list[Incident] | None = None
+               ) -> dict[str, Any]:
+        """Backtest: the alert timeline over history and, for known incidents, detection
+        and reset times, missed incidents and false alerts."""
+        slos = self._selected(slo)
+        if not self.store.read_only:
+            self.materialize(slos)
+        a, b = minute_of(t_from), minute_of(t_to)
+        intervals = [iv for s in slos for iv in replay_slo(self.store, s, a, b, step_minutes)]
+        intervals.sort(key=lambda iv: (iv.pending, iv.slo, iv.tier))
+        if incidents is None:
+            incidents = self.incidents()
+        inside = [i for i in incidents if i.end >= a and i.start <= b]
+        return {"from": a, "to": b, "step": step_minutes, "alerts": intervals,
+                "score": score(intervals, inside)}
+
+    def incidents(self) -> list[Incident]:
+        f = self.settings.incidents_file
+        if f is None or not f.exists():
+            return []
+        out = []
+        for i, item in enumerate(orjson.loads(f.read_bytes())):
+            try:
+                out.append(Incident(str(item["id"]), minute_of(_iso(item["start"])),
+                                    minute_of(_iso(item["end"])), str(item.get("kind", ""))))
+            except (KeyError, ValueError) as exc:
+                raise ConfigError(f"incident {i}: {exc}", where=str(f)) from None
+        return out
+
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What the store holds: table counts, time range, services, batches."""
         return self.store.summary()
+
+
+def _iso(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone")
+    return dt

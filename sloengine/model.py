@@ -89,3 +89,56 @@ class IngestResult:
     counts: BatchCounts
     errors: list[DeadLetter] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBudget:
+    """Budget over the period. ``unit`` is events (Occurrences) or slices (Timeslices,
+    RatioTimeslices: slice-equivalents of error). ``remaining_ratio`` goes negative once the
+    budget is overspent (SLO-MATH.md: report it, do not clamp)."""
+
+    unit: str
+    allowed: float
+    consumed: float
+    consumed_ratio: float | None
+    remaining_ratio: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TierDecision:
+    """One row of the multi-window multi-burn-rate table at one evaluation."""
+
+    tier: str
+    severity: str
+    long_window: str
+    short_window: str
+    threshold: float
+    long_burn_rate: float | None
+    short_burn_rate: float | None
+    long_events: float
+    condition: bool
+    state: str = "inactive"
+
+
+@dataclass(frozen=True, slots=True)
+class SloResult:
+    """The state of one SLO / objective / group at one evaluation time."""
+
+    name: str
+    service: str
+    objective: str
+    target: float
+    group: str
+    window: str
+    budgeting_method: str
+    eval_minute: int
+    sli: float | None
+    good: float
+    total: float
+    error_budget: ErrorBudget
+    burn_rates: dict[str, float | None]
+    time_to_exhaustion_seconds: float | None
+    alerts: list[TierDecision]
+    budget_alerts: list[dict[str, Any]]
+    status: str
+    slo_version: str

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         ]
     )
     chunk_records: int = Field(default=50_000, ge=100, le=5_000_000)
+    #: Late data older than this (behind the newest bucket of an SLO) no longer updates it.
+    lateness_minutes: int = Field(default=7 * 24 * 60, ge=0)
+    #: Incidents (time ranges) that ``replay`` scores detection against.
+    incidents_file: Path | None = Path("sample_data/incidents.json")
     redaction: RedactionSettings = RedactionSettings()
     access_log: AccessLogSettings = AccessLogSettings()
 

@@ -154,7 +154,8 @@ def test_truncated_gzip_keeps_lines_before_the_cut(tmp_path: Path, engine: Engin
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     proc = run_cli("ingest", str(tmp_path / "nope.pb"), "--db", str(tmp_path / "x.duckdb"))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"sloengine: error: {tmp_path / 'nope.pb'}: no such file or folder"
+    missing = tmp_path / "nope.pb"
+    assert proc.stderr.strip() == f"sloengine: error: {missing}: no such file or folder"
 
 
 def _query(db: Path, sql: str) -> list[tuple[object, ...]]:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from otlp_factory import sdk_spans
@@ -17,7 +17,7 @@ from sloengine.engine import Engine
 
 
 class _Capture(BaseHTTPRequestHandler):
-    bodies: dict[str, list[bytes]] = {}
+    bodies: ClassVar[dict[str, list[bytes]]] = {}
 
     def do_POST(self) -> None:
         n = int(self.headers["Content-Length"])

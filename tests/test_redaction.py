@@ -25,9 +25,12 @@ def token(rule: str, value: str) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("contact jane.doe@example.com now", f"contact {token('email', 'jane.doe@example.com')} now"),
-        ("Authorization: Bearer abc.DEF-123_x=", f"Authorization: {token('bearer', 'Bearer abc.DEF-123_x=')}"),
-        ("card 4111 1111 1111 1111 declined", f"card {token('card', '4111 1111 1111 1111')} declined"),
+        ("contact jane.doe@example.com now",
+         f"contact {token('email', 'jane.doe@example.com')} now"),
+        ("Authorization: Bearer abc.DEF-123_x=",
+         f"Authorization: {token('bearer', 'Bearer abc.DEF-123_x=')}"),
+        ("card 4111 1111 1111 1111 declined",
+         f"card {token('card', '4111 1111 1111 1111')} declined"),
         ("card 4111111111111111", f"card {token('card', '4111111111111111')}"),
         # fails the Luhn check: not a card number, kept
         ("order 4111111111111112", "order 4111111111111112"),

@@ -16,8 +16,7 @@ from otlp_factory import span, trace_request
 
 from sloengine.engine import Engine
 from sloengine.ingest import SCHEMAS
-from sloengine.store import Store
-from sloengine.store import migrate
+from sloengine.store import Store, migrate
 
 
 def test_same_file_twice_and_overlapping_retry(tmp_path: Path, engine: Engine) -> None:
@@ -115,10 +114,13 @@ def test_kill_9_during_ingest_loses_nothing_committed(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "sloengine", "ingest", str(f), "--db", str(db)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (db.parent / (db.name + ".wal")).exists():
-        time.sleep(0.02)
-    time.sleep(0.3)
+    wal = db.parent / (db.name + ".wal")
+    deadline = time.monotonic() + 120
+    # wait until some chunks are committed (the WAL grows past a few chunks), then kill
+    while time.monotonic() < deadline and proc.poll() is None and (
+            not wal.exists() or wal.stat().st_size < 2_000_000):
+        time.sleep(0.01)
+    assert proc.poll() is None, "ingest finished before the kill: make the input larger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store(db, read_only=True) as s:

@@ -212,6 +212,13 @@ class AttributeColumns:
         self.b = MapColumn()
         self.json: list[str | None] = []
 
+    def bind(self) -> tuple[list[Any], ...]:
+        """The flat lists of the four maps and the JSON column, for hot loops that append to
+        them directly: (keys, values, offsets) of str, int, double, bool, then json."""
+        s, i, d, b = self.s, self.i, self.d, self.b
+        return (s.keys, s.values, s.offsets, i.keys, i.values, i.offsets, d.keys, d.values,
+                d.offsets, b.keys, b.values, b.offsets, self.json)
+
     def add_row(self, attrs: dict[str, Any]) -> None:
         s, i, d, b = self.s, self.i, self.d, self.b
         other: dict[str, Any] | None = None

@@ -74,8 +74,13 @@ class ReadOptions:
     access_log: AccessLogMapping = field(default_factory=AccessLogMapping)
 
 
-def expand(paths: Iterable[str]) -> list[Path]:
-    """Files named directly, every known file under a folder (sorted), and glob matches."""
+def expand(paths: Iterable[str], skipped: list[Path] | None = None) -> list[Path]:
+    """Files named directly, every known file under a folder (sorted), and glob matches.
+
+    Inside folders, ``.json`` files that are not OTLP (a README's sidecar, an incidents list)
+    are not telemetry: they are listed in ``skipped`` instead of being dead-lettered. A file
+    named directly is always read.
+    """
     out: list[Path] = []
     seen: set[Path] = set()
     for p in paths:
@@ -88,7 +93,9 @@ def expand(paths: Iterable[str]) -> list[Path]:
         for m in matches:
             if m.is_dir():
                 found = sorted(f for f in m.rglob("*") if f.is_file() and _known(f))
-                files = found
+                files = [f for f in found if _telemetry(f)]
+                if skipped is not None:
+                    skipped.extend(f for f in found if f not in files)
             elif m.exists():
                 files = [m]
             else:
@@ -103,6 +110,13 @@ def expand(paths: Iterable[str]) -> list[Path]:
 
 def _is_glob(p: str) -> bool:
     return any(ch in p for ch in "*?[")
+
+
+def _telemetry(f: Path) -> bool:
+    if not f.name.lower().removesuffix(".gz").endswith(JSON_EXT):
+        return True
+    with _open(f) as fh:
+        return _json_signal(fh.read(4096)) is not None
 
 
 def _known(f: Path) -> bool:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
-from sloengine.ingest.anyvalue import attributes_dict, resource_columns
+from sloengine.ingest.anyvalue import any_value, attributes_dict, resource_columns
 from sloengine.ingest.columns import (
     LINK_TYPE,
     SPAN_EVENT_SCHEMA,
@@ -22,9 +23,14 @@ from sloengine.ingest.columns import (
     table,
     to_text,
 )
-from sloengine.ingest.context import ZERO_SPAN, DecodeState, span_id_problem, trace_id_problem
+from sloengine.ingest.context import (
+    ZERO_SPAN,
+    ZERO_TRACE,
+    DecodeState,
+    span_id_problem,
+    trace_id_problem,
+)
 from sloengine.ingest.semconv import (
-    INT_COLUMNS,
     SPAN_KINDS,
     SPAN_PROMOTED,
     STATUS_CODES,
@@ -36,21 +42,65 @@ from sloengine.model import Chunk
 _PROMOTED_COLUMNS = sorted({col for col, _ in SPAN_PROMOTED.values()})
 
 
+#: attribute key → (promoted column, priority); correlation keys map to (None, preference).
+_Special = dict[str, tuple[str | None, int]]
+
+
 class SpanColumns:
-    """Accumulates spans of one chunk."""
+    """Accumulates spans of one chunk.
+
+    Per-resource and per-scope columns are filled in runs (``close_run``), promoted columns
+    sparsely (row numbers and values), so the per-span work is only what varies per span.
+    """
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {
-            f.name: [] for f in SPAN_SCHEMA if f.name not in ("resource_attributes",)
-        }
+        self.cols: dict[str, list[Any]] = {name: [] for name in _BOUND}
         self.attrs = AttributeColumns()
         self.resource = MapColumn()
+        self.service: list[str | None] = []
+        self.scope_name: list[str | None] = []
+        self.scope_version: list[str | None] = []
+        #: promoted column → (row numbers, values); the other rows are null.
+        self.promoted: dict[str, tuple[list[int], list[Any]]] = {
+            col: ([], []) for col in _PROMOTED_COLUMNS
+        }
         self.ev: dict[str, list[Any]] = {f.name: [] for f in SPAN_EVENT_SCHEMA}
         self.ev_attrs = MapColumn()
         self.n = 0
+        #: rows already covered by the run columns (service, scope, resource attributes)
+        self.run_start = 0
+
+    def close_run(self, service: str | None, res_keys: list[str], res_vals: list[str],
+                  scope_name: str | None, scope_version: str | None) -> None:
+        """Fill the per-resource and per-scope columns of the rows added since the last run."""
+        k = self.n - self.run_start
+        if k <= 0:
+            return
+        self.run_start = self.n
+        self.service.extend([service] * k)
+        self.scope_name.extend([scope_name] * k)
+        self.scope_version.extend([scope_version] * k)
+        res = self.resource
+        width = len(res_keys)
+        last = res.offsets[-1]
+        if width:
+            res.keys.extend(res_keys * k)
+            res.values.extend(res_vals * k)
+            res.offsets.extend(range(last + width, last + width * k + 1, width))
+        else:
+            res.offsets.extend([last] * k)
 
     def tables(self) -> tuple[Any, Any]:
         cols: dict[str, Any] = dict(self.cols)
+        n = self.n
+        for col, (rows, values) in self.promoted.items():
+            full: list[Any] = [None] * n
+            for i, v in zip(rows, values, strict=True):
+                full[i] = v
+            cols[col] = full
+        cols["service_name"] = self.service
+        cols["scope_name"] = self.scope_name
+        cols["scope_version"] = self.scope_version
         (
             cols["attr_str"],
             cols["attr_int"],
@@ -65,27 +115,46 @@ class SpanColumns:
         return table(SPAN_SCHEMA, cols), table(SPAN_EVENT_SCHEMA, ev)
 
 
+def _special_keys(correlation_keys: tuple[str, ...]) -> _Special:
+    """One lookup per attribute key: promoted keys win over correlation keys (as before)."""
+    special: _Special = {k: (None, i) for i, k in enumerate(correlation_keys)}
+    special.update(SPAN_PROMOTED)
+    return special
+
+
 def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
-    """Yield chunks of at most ``chunk_records`` spans from an ExportTraceServiceRequest."""
+    """Yield chunks of at most ``chunk_records`` spans from an ExportTraceServiceRequest.
+
+    The hot loop: each protobuf field is read once (upb attribute access is the cost), each
+    attribute goes straight to its typed map column, and nothing is done per span that can
+    be done per resource, per scope or per chunk.
+    """
     limit = state.options.chunk_records
-    corr_rank = {k: i for i, k in enumerate(state.options.correlation_keys)}
+    special = _special_keys(state.options.correlation_keys)
     out = SpanColumns()
-    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_service, c_start, c_end,
-     c_dur, c_status, c_msg, c_err, c_corr, c_links, c_scope, c_scope_v, c_evn) = _bind(out)
-    promoted_lists = [(col, out.cols[col]) for col in _PROMOTED_COLUMNS]
+    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start, c_end, c_dur,
+     c_status, c_msg, c_err, c_corr, c_links, c_evn) = _bind(out)
+    (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o, c_json) = out.attrs.bind()
+    promoted = out.promoted
+    n_kinds = len(SPAN_KINDS)
+    n_status = len(STATUS_CODES)
 
     for ri, rs in enumerate(req.resource_spans):
         service, res_keys, res_vals = resource_columns(rs.resource)
         for si, ss in enumerate(rs.scope_spans):
-            scope_name, scope_version = ss.scope.name or None, ss.scope.version or None
+            scope = ss.scope
+            scope_name, scope_version = scope.name or None, scope.version or None
             for pi, sp in enumerate(ss.spans):
                 tid = sp.trace_id
                 sid = sp.span_id
                 pid = sp.parent_span_id
-                problem = trace_id_problem(tid) or span_id_problem(sid)
-                if problem is None and pid and (len(pid) != 8 or pid == ZERO_SPAN):
-                    problem = f"parent span id must be empty or 8 non-zero bytes, got {pid.hex()!r}"
-                if problem is not None:
+                if not (len(tid) == 16 and tid != ZERO_TRACE and len(sid) == 8
+                        and sid != ZERO_SPAN and (not pid or (len(pid) == 8
+                                                              and pid != ZERO_SPAN))):
+                    problem = trace_id_problem(tid) or span_id_problem(sid)
+                    if problem is None:
+                        problem = ("parent span id must be empty or 8 non-zero bytes, got "
+                                   f"{pid.hex()!r}")
                     state.reject(
                         f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]",
                         problem,
@@ -93,72 +162,122 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                         "traces",
                     )
                     continue
-                attrs = attributes_dict(sp.attributes)
-                promo: dict[str, Any] = {}
-                ranks: dict[str, int] = {}
+                # Attributes: a dict first (duplicate keys: the last value wins, in the
+                # position of the first), then one pass that promotes, finds the correlation
+                # id and fills the typed maps.
+                attrs: dict[str, Any] = {}
+                for kv in sp.attributes:
+                    v = kv.value
+                    w = v.WhichOneof("value")
+                    if w == "string_value":
+                        attrs[kv.key] = v.string_value
+                    elif w == "int_value":
+                        attrs[kv.key] = v.int_value
+                    elif w == "double_value":
+                        attrs[kv.key] = v.double_value
+                    elif w == "bool_value":
+                        attrs[kv.key] = v.bool_value
+                    else:
+                        attrs[kv.key] = any_value(v)
+                promo: dict[str, tuple[int, Any]] | None = None
                 corr: str | None = None
                 corr_r = 1 << 30
-                for key in list(attrs):
-                    p = SPAN_PROMOTED.get(key)
+                other: dict[str, Any] | None = None
+                for key, val in attrs.items():
+                    p = special.get(key)
                     if p is not None:
                         col, rank = p
-                        if rank < ranks.get(col, 1 << 30):
-                            promo[col] = attrs[key]
-                            ranks[col] = rank
-                        del attrs[key]
-                        continue
-                    r = corr_rank.get(key)
-                    if r is not None and r < corr_r:
-                        v = attrs[key]
-                        if type(v) is list:
-                            v = v[0] if v else None
-                        if v is not None and v != "":
-                            corr, corr_r = str(v), r
-                kind = SPAN_KINDS[sp.kind] if 0 <= sp.kind < 6 else "UNSPECIFIED"
+                        if col is not None:
+                            if promo is None:
+                                promo = {col: (rank, val)}
+                            else:
+                                old = promo.get(col)
+                                if old is None or rank < old[0]:
+                                    promo[col] = (rank, val)
+                            continue
+                        if rank < corr_r:
+                            cv = val
+                            if type(cv) is list:
+                                cv = cv[0] if cv else None
+                            if cv is not None and cv != "":
+                                corr, corr_r = str(cv), rank
+                    t = type(val)
+                    if t is str:
+                        s_k.append(key)
+                        s_v.append(val)
+                    elif t is int:
+                        if -(2**63) <= val < 2**63:
+                            i_k.append(key)
+                            i_v.append(val)
+                        else:
+                            if other is None:
+                                other = {}
+                            other[key] = str(val)
+                    elif t is float:
+                        d_k.append(key)
+                        d_v.append(val)
+                    elif t is bool:
+                        b_k.append(key)
+                        b_v.append(val)
+                    else:
+                        if other is None:
+                            other = {}
+                        other[key] = val
+                s_o.append(len(s_k))
+                i_o.append(len(i_k))
+                d_o.append(len(d_k))
+                b_o.append(len(b_k))
+                c_json.append(None if other is None else orjson.dumps(other).decode())
+
+                k = sp.kind
+                kind = SPAN_KINDS[k] if 0 <= k < n_kinds else "UNSPECIFIED"
                 st = sp.status
-                status = STATUS_CODES[st.code] if 0 <= st.code < 3 else "UNSET"
-                http_status = promo.get("http_status_code")
-                if http_status is not None:
-                    try:
-                        http_status = int(http_status)
-                    except (TypeError, ValueError):
-                        state.warnings.append(
-                            f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: "
-                            f"http status code {http_status!r} is not an integer; ignored"
-                        )
-                        http_status = None
-                    promo["http_status_code"] = http_status
-                rpc_status = promo.get("rpc_status_code")
-                if rpc_status is not None:
-                    rpc_status = promo["rpc_status_code"] = grpc_code_name(rpc_status)
-                for col, lst in promoted_lists:
-                    v = promo.get(col)
-                    if v is not None and col not in INT_COLUMNS and type(v) is not str:
-                        v = to_text(v)
-                    lst.append(v)
+                code = st.code
+                status = STATUS_CODES[code] if 0 <= code < n_status else "UNSET"
+                row = out.n
+                http_status: int | None = None
+                rpc_status: str | None = None
+                if promo is not None:
+                    for col, (_, pv) in promo.items():
+                        if pv is None:
+                            continue
+                        if col == "http_status_code":
+                            try:
+                                pv = http_status = int(pv)
+                            except (TypeError, ValueError):
+                                state.warnings.append(
+                                    f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: "
+                                    f"http status code {pv!r} is not an integer; ignored"
+                                )
+                                continue
+                        elif col == "rpc_status_code":
+                            pv = rpc_status = grpc_code_name(pv)
+                        elif type(pv) is not str:
+                            pv = to_text(pv)
+                        rows, values = promoted[col]
+                        rows.append(row)
+                        values.append(pv)
                 start = sp.start_time_unix_nano
                 end = sp.end_time_unix_nano
-                c_trace.append(tid.hex())
-                c_span.append(sid.hex())
+                th = tid.hex()
+                sh = sid.hex()
+                c_trace.append(th)
+                c_span.append(sh)
                 c_parent.append(pid.hex() if pid else None)
                 c_state.append(sp.trace_state or None)
                 c_flags.append(sp.flags)
                 c_name.append(sp.name)
                 c_kind.append(kind)
-                c_service.append(service)
                 c_start.append(start)
                 c_end.append(end)
                 c_dur.append(end - start)
                 c_status.append(status)
                 c_msg.append(st.message or None)
-                c_err.append(is_error(kind, status, http_status, rpc_status))
+                if status == "UNSET" and (http_status is not None or rpc_status is not None):
+                    c_err.append(is_error(kind, status, http_status, rpc_status))
+                else:
+                    c_err.append(status == "ERROR")
                 c_corr.append(corr)
-                c_scope.append(scope_name)
-                c_scope_v.append(scope_version)
-                out.attrs.add_row(attrs)
-                out.resource.keys.extend(res_keys)
-                out.resource.values.extend(res_vals)
-                out.resource.close_row()
                 links = sp.links
                 if links:
                     c_links.append([_link(lk) for lk in links])
@@ -167,24 +286,26 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                 events = sp.events
                 c_evn.append(len(events))
                 if events:
-                    _add_events(out, tid.hex(), sid.hex(), events)
-                out.n += 1
+                    _add_events(out, th, sh, events)
+                out.n = row + 1
                 if out.n >= limit:
+                    out.close_run(service, res_keys, res_vals, scope_name, scope_version)
                     yield _finish(out, state)
                     out = SpanColumns()
-                    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_service,
-                     c_start, c_end, c_dur, c_status, c_msg, c_err, c_corr, c_links, c_scope,
-                     c_scope_v, c_evn) = _bind(out)
-                    promoted_lists = [(col, out.cols[col]) for col in _PROMOTED_COLUMNS]
+                    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start,
+                     c_end, c_dur, c_status, c_msg, c_err, c_corr, c_links, c_evn) = _bind(out)
+                    (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o,
+                     c_json) = out.attrs.bind()
+                    promoted = out.promoted
+            out.close_run(service, res_keys, res_vals, scope_name, scope_version)
     if out.n or state.dead_letters or state.warnings:
         yield _finish(out, state)
 
 
 _BOUND = (
     "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind",
-    "service_name", "start_time_unix_nano", "end_time_unix_nano", "duration_ns", "status_code",
-    "status_message", "is_error", "correlation_id", "links", "scope_name", "scope_version",
-    "event_count",
+    "start_time_unix_nano", "end_time_unix_nano", "duration_ns", "status_code",
+    "status_message", "is_error", "correlation_id", "links", "event_count",
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -134,3 +134,29 @@ class SampleManifest:
     @property
     def total_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able dict (times ISO 8601 UTC), for ``sloengine sample --json``."""
+        return {
+            "out": self.out,
+            "seed": self.seed,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "total_bytes": self.total_bytes,
+            "files": [asdict(f) for f in self.files],
+            "counts": asdict(self.counts),
+            "incidents": [i.to_json() for i in self.incidents],
+            "defects": [d.to_json() for d in self.defects],
+        }
+
+    def describe(self) -> str:
+        """A short human summary: what was written, and when the incidents are."""
+        c = self.counts
+        lines = [
+            f"wrote {len(self.files)} files ({self.total_bytes / 1e6:.1f} MB) to {self.out}",
+            f"  {iso(self.start)} -> {iso(self.end)}, seed {self.seed}",
+            f"  {c.requests} requests, {c.traces} traces, {c.spans} spans, {c.logs} log records,"
+            f" {c.metric_points} metric points",
+        ]
+        lines += [f"  incident {i.id}: {iso(i.start)} -> {iso(i.end)}" for i in self.incidents]
+        return "\n".join(lines)

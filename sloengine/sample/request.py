@@ -102,9 +102,16 @@ class Request:
     def observe(self, span: Span, route: Route, status: int) -> None:
         seconds = (span.end_ns - span.start_ns) / 1e9
         obs = Observation(
-            span.service, span.host, route.template, route.method, status, seconds,
-            span.end_ns, span.trace_id, span.span_id,
-        )  # fmt: skip
+            service=span.service,
+            host=span.host,
+            route=route.template,
+            method=route.method,
+            status=status,
+            seconds=seconds,
+            end_ns=span.end_ns,
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+        )
         self.observations.append(obs)
 
     # -- hops ----------------------------------------------------------------------------
@@ -155,8 +162,8 @@ class Request:
         cl = b.open(parent.service, parent.host, full, CLIENT, at, parent, [*rpc, *peer])
         s_at = at + b.net()
         srv_attrs: Attrs = [*rpc, ("correlation.id", b.correlation_id)]
-        srv = b.open("inventory-service", b.host("inventory-service"), full, SERVER, s_at, cl,
-                     srv_attrs)  # fmt: skip
+        callee = "inventory-service"
+        srv = b.open(callee, b.host(callee), full, SERVER, s_at, cl, srv_attrs)
         end, code, err = handler(srv, s_at)
         b.put(srv, "rpc.grpc.status_code", code)
         failed = code in GRPC_SERVER_ERRORS
@@ -171,9 +178,16 @@ class Request:
         return c_end, code, srv
 
     def db(
-        self, parent: Span, op: str, ns: str, table: str, query: str, at: float, ms: float,
+        self,
+        parent: Span,
+        op: str,
+        ns: str,
+        table: str,
+        query: str,
+        at: float,
+        ms: float,
         error: str | None = None,
-    ) -> float:  # fmt: skip
+    ) -> float:
         """A postgres CLIENT span; queries slower than 500 ms also log a WARN."""
         b = self.b
         attrs: Attrs = [

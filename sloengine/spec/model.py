@@ -218,6 +218,9 @@ class AlertPolicy(Strict):
     tiers: list[AlertTier] | None = None
     #: Fewer events than this in the long window: the tier stays quiet (low traffic).
     min_events: int = Field(default=10, ge=0)
+    #: Fewer bad events than this in the short window: the tier stays quiet, so a single
+    #: failure on a low-traffic service cannot page (1 = the SRE Workbook's plain rule).
+    min_bad_events: int = Field(default=1, ge=1)
     budget: list[BudgetAlert] = Field(default_factory=lambda: [BudgetAlert(consumed=1.0)])
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -57,6 +57,9 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def __enter__(self) -> Store:
         return self
 
@@ -88,11 +91,11 @@ class Store:
         return rows[0][0] if rows else None
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        return self.con.execute(sql, params or []).to_arrow_table()
+        return self.con.sql(sql, params=params or None).to_arrow_table()
 
     def frame(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """A polars frame (zero-copy through Arrow)."""
-        return self.con.execute(sql, params or []).pl()  # type: ignore[attr-defined]
+        return self.con.sql(sql, params=params or None).pl()
 
     def columns(self, table: str) -> dict[str, str]:
         return {
@@ -193,19 +196,28 @@ class Store:
         con.register("_in", tbl)
         try:
             lo, hi = self.rows(f"SELECT min({tcol}), max({tcol}) FROM _in")[0]
+            # The keys of the new records, from the key columns only: the wide rows (maps,
+            # lists) are read once, by the INSERT, and not copied into a temp table.
             self.exec_(
                 f"CREATE OR REPLACE TEMP TABLE _new_{table} AS "
-                f"SELECT b.* FROM (SELECT * FROM _in QUALIFY row_number() OVER "
-                f"  (PARTITION BY {key_list}) = 1) b "
+                f"SELECT DISTINCT {key_list} FROM _in b "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {on} "
                 f"  AND s.{tcol} BETWEEN ? AND ?)",
                 [lo, hi],
             )
-            self.exec_(
-                f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, * FROM _new_{table}",
-                [batch_id],
-            )
-            return int(self.one(f"SELECT count(*) FROM _new_{table}"))
+            n_new = int(self.one(f"SELECT count(*) FROM _new_{table}"))
+            if n_new == tbl.num_rows:  # the common case: no key repeats and none is stored
+                self.exec_(f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, * FROM _in",
+                           [batch_id])
+            elif n_new:
+                self.exec_(
+                    f"INSERT INTO {table} BY NAME SELECT ? AS batch_id, b.* FROM "
+                    f"(SELECT * FROM _in QUALIFY row_number() OVER "
+                    f"  (PARTITION BY {key_list}) = 1) b "
+                    f"SEMI JOIN _new_{table} n USING ({key_list})",
+                    [batch_id],
+                )
+            return n_new
         finally:
             con.unregister("_in")
 
