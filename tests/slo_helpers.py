@@ -56,9 +56,11 @@ def ref_burn(b: dict[int, tuple[float, float]], t: int, w: int, target: float) -
 
 def ref_slices(b: dict[int, tuple[float, float]], t: int, w: int, s: int, slice_target: float
                ) -> tuple[int, int, float]:
-    """(slices with data, bad slices, sum of ratios) over complete slices inside [t−w, t)."""
-    first = -(-(t - w) // s)
-    last = t // s - 1
+    """(slices with data, bad slices, sum of ratios) over the w/s whole slices that end at
+    the last slice boundary at or before t."""
+    end = (t // s) * s
+    first = (end - w) // s
+    last = end // s - 1
     data = bad = 0
     rsum = 0.0
     for k in range(first, last + 1):

@@ -109,14 +109,17 @@ FROM e LEFT JOIN c c0 ON c0.grp = e.grp AND c0.minute = e.ps - 1
 """
     params = [name, lo, hi, lo, hi, *params, *params, name, t_from, t_to + 1, step]
     if p.slice_minutes:
-        sql, params = _with_slices(sql, params, p, lo, hi, excl)
+        rolling = int(w.rolling.total_seconds()) // 60 if w.rolling is not None else None
+        sql, params = _with_slices(sql, params, p, lo, hi, excl, rolling)
     return sql + " ORDER BY grp, t", params, p
 
 
 def _with_slices(base: str, base_params: list[Any], p: SeriesPlan, lo: int, hi: int,
-                 excl: list[tuple[int, int]]) -> tuple[str, list[Any]]:
-    """Add slice columns: slices [s·S, (s+1)·S) completed before t count; a slice without
-    events has no data and is neither good nor bad (SLO-MATH.md: no data ≠ good)."""
+                 excl: list[tuple[int, int]], rolling: int | None) -> tuple[str, list[Any]]:
+    """Add slice columns. With slices every window ends at the last slice boundary at or
+    before t, so a window of W holds exactly W/S whole slices (a rolling period P/S slices; a
+    calendar period the whole slices since its start). A slice without events has no data
+    and is neither good nor bad (SLO-MATH.md: no data ≠ good)."""
     s = p.slice_minutes
     assert s is not None
     params: list[Any] = []
@@ -125,16 +128,23 @@ def _with_slices(base: str, base_params: list[Any], p: SeriesPlan, lo: int, hi: 
         f"sum((has AND r < {float(tg)!r})::INT) OVER w AS cb{i}"
         for i, tg in enumerate(p.slice_targets))
     lags = []
-    for m in (*p.windows,):
+    for m in (*p.windows, *((rolling,) if rolling is not None else ())):
         k = m // s
         lags.append(f"cd - coalesce(lag(cd, {k}) OVER o, 0) AS sd_{m}, "
                     f"cr - coalesce(lag(cr, {k}) OVER o, 0) AS sr_{m}")
         for i in range(len(p.slice_targets)):
             lags.append(f"cb{i} - coalesce(lag(cb{i}, {k}) OVER o, 0) AS sb{i}_{m}")
     cb_list = ", ".join(f"cb{i}" for i in range(len(p.slice_targets)))
-    p_cols = ", ".join(
-        ["x.cd - coalesce(y.cd, 0) AS sd_p", "x.cr - coalesce(y.cr, 0) AS sr_p"]
-        + [f"x.cb{i} - coalesce(y.cb{i}, 0) AS sb{i}_p" for i in range(len(p.slice_targets))])
+    if rolling is not None:
+        cols = ["sd", "sr", *(f"sb{i}" for i in range(len(p.slice_targets)))]
+        p_cols = ", ".join(f"x.{c}_{rolling} AS {c}_p" for c in cols)
+        drop = "" if rolling in p.windows else ", " + ", ".join(f"{c}_{rolling}" for c in cols)
+    else:
+        p_cols = ", ".join(
+            ["x.cd - coalesce(y.cd, 0) AS sd_p", "x.cr - coalesce(y.cr, 0) AS sr_p"]
+            + [f"x.cb{i} - coalesce(y.cb{i}, 0) AS sb{i}_p"
+               for i in range(len(p.slice_targets))])
+        drop = ""
     sql = f"""
 WITH base AS ({base}),
 sl AS (
@@ -155,7 +165,7 @@ cum AS (
 lagged AS (
   SELECT grp, s, cd, cr, {cb_list}, {", ".join(lags)} FROM cum
   WINDOW o AS (PARTITION BY grp ORDER BY s))
-SELECT base.*, x.* EXCLUDE (grp, s, cd, cr, {cb_list}), {p_cols}
+SELECT base.*, x.* EXCLUDE (grp, s, cd, cr, {cb_list}{drop}), {p_cols}
 FROM base
 JOIN lagged x ON x.grp = base.grp AND x.s = base.t // {s} - 1
 LEFT JOIN cum y ON y.grp = base.grp AND y.s = (base.ps + {s} - 1) // {s} - 1
