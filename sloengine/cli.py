@@ -164,17 +164,19 @@ def run(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The main job: ingest the configured inputs (default sample_data/) and summarise the store.
+    """The main job: ingest the configured inputs (default sample_data/), evaluate every SLO
+    in slo_definitions/ and summarise the store.
 
-    The scheduled engine (evaluation, alerts, reports) grows here; today one cycle is ingest
-    plus a summary of what was stored.
+    One cycle today; the scheduled engine (alert delivery, reports) grows here.
     """
     settings = settings_from(config, db=db)
     with Engine(settings) as engine:
         inputs = [str(p) for p in settings.inputs]
         on_file = None if as_json else (lambda r: _err(_file_line(r)))
         results = engine.ingest(inputs, on_file=on_file)
+        skipped = engine.last_skipped
         summary = _summary_json(engine.summary())
+        evaluations = engine.evaluate()
     rejected = sum(r.counts.rejected for r in results)
     if as_json:
         print_json({
@@ -182,13 +184,21 @@ def run(
             "db": str(settings.db),
             "inputs": inputs,
             "ingested_files": len(results),
+            "skipped_files": [str(p) for p in skipped],
             "rejected": rejected,
             **summary,
+            "slos": [cli_slo.result_json(r) for r in evaluations],
         })
-    else:
-        print(_summary_text(summary, str(settings.db)))
-        if rejected:
-            print(f"  {rejected} record(s) rejected this cycle: see table dead_letters")
+        return
+    print(_summary_text(summary, str(settings.db)))
+    if skipped:
+        print(f"  skipped (not telemetry): {', '.join(str(p) for p in skipped)}")
+    if rejected:
+        print(f"  {rejected} record(s) rejected this cycle: see table dead_letters")
+    if evaluations:
+        print(f"SLOs at {cli_slo.iso_minute(evaluations[0].eval_minute)} "
+              f"({settings.slo_dir}):")
+        cli_slo.print_results(evaluations)
 
 
 @app.command()

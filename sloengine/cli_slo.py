@@ -117,13 +117,20 @@ def evaluate(
         return
     if results:
         print(f"evaluated at {iso_minute(results[0].eval_minute)}")
+    print_results(results)
+
+
+def print_results(results: list[SloResult]) -> None:
+    """A table: one line per SLO / objective / group."""
+    print(f"  {'SLO':<48} {'objective':<9} {'status':<17} {'SLI':>9} {'budget left':>12} "
+          f"{'burn 1h':>8}  alerts")
     for r in results:
-        fire = [a for a in r.alerts if a.state in ("pending", "firing")]
-        grp = f" [{r.group}]" if r.group else ""
-        print(f"{r.name}{grp} objective {r.objective}: {r.status}  SLI {_fmt(r.sli, True)}  "
-              f"budget remaining {_fmt(r.error_budget.remaining_ratio, True)}  "
-              + "  ".join(f"burn {w} {_fmt(v)}" for w, v in list(r.burn_rates.items())[:3])
-              + "".join(f"  ALERT {a.severity}:{a.tier} {a.state}" for a in fire))
+        fire = [f"{a.severity}:{a.tier} {a.state}" for a in r.alerts
+                if a.state in ("pending", "firing")]
+        name = r.name + (f" [{r.group}]" if r.group else "")
+        print(f"  {name:<48} {r.objective:<9} {r.status:<17} {_fmt(r.sli, True):>9} "
+              f"{_fmt(r.error_budget.remaining_ratio, True):>12} "
+              f"{_fmt(r.burn_rates.get('1h')):>8}  {', '.join(fire) or '-'}")
 
 
 def replay(

@@ -1,5 +1,9 @@
 """The alert state machine, persisted in DuckDB: inactive → pending → firing → resolved.
 
+Evaluations must move forward in time to change state: an evaluation at or before the last
+one recorded for an alert (``evaluate --at`` in the past) reports its condition but leaves the
+live state alone.
+
 A tier whose condition holds becomes *pending*; once it has held for the tier's ``for``
 duration it is *firing*; the first evaluation where it no longer holds *resolves* it (a
 pending alert that clears goes back to inactive without a notification). The dedup key is
@@ -59,9 +63,16 @@ def advance(store: Store, results: list[SloResult], for_minutes: dict[tuple[str,
         decisions = []
         for d in r.alerts:
             key = dedup_key(r, d.tier)
-            row = store.rows("SELECT state, pending_since, firing_since FROM alerts "
+            row = store.rows("SELECT state, pending_since, firing_since, last_eval FROM alerts "
                              "WHERE dedup_key = ?", [key])
-            state, since, firing_since = row[0] if row else ("inactive", None, None)
+            state, since, firing_since, last_eval = (
+                row[0] if row else ("inactive", None, None, None))
+            if last_eval is not None and r.eval_minute <= last_eval:
+                # a look back in time (evaluate --at in the past): report the condition
+                # without rewriting the live state machine
+                past = "firing" if d.condition else "inactive"
+                decisions.append(replace(d, state=past))
+                continue
             new, new_since = next_state(state, since, d.condition, r.eval_minute,
                                         for_minutes.get((r.name, d.tier), 0))
             if new == "firing" and state != "firing":

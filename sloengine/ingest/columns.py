@@ -262,9 +262,19 @@ class AttributeColumns:
 
 
 def table(schema: pa.Schema, columns: dict[str, Any]) -> pa.Table:
-    """Build a table from ``columns`` (lists or Arrow arrays) in schema order."""
+    """Build a table from ``columns`` (lists or Arrow arrays) in schema order.
+
+    An array may be dictionary-encoded with the schema's type as value type (repeated maps
+    such as resource attributes): same values, and the store reads each distinct map once.
+    """
     arrays = []
+    fields = []
     for f in schema:
         col = columns[f.name]
-        arrays.append(col if isinstance(col, pa.Array) else pa.array(col, f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+        arr = col if isinstance(col, pa.Array) else pa.array(col, f.type)
+        if arr.type != f.type and pa.types.is_dictionary(arr.type) \
+                and arr.type.value_type == f.type:
+            f = f.with_type(arr.type)
+        arrays.append(arr)
+        fields.append(f)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))

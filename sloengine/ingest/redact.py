@@ -12,6 +12,7 @@ Python touches only the values that matched.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import re
@@ -105,6 +106,14 @@ class Redactor:
         return text
 
     def _any_match(self, arr: pa.Array) -> pa.Array:
+        if len(self.patterns) > 1:
+            # One RE2 pass over the column for all patterns (an alternation matches where any
+            # of its branches does); patterns that cannot be combined are run one by one.
+            either = "|".join(f"(?:{p.regex})" for p in self.patterns)
+            try:
+                return pc.fill_null(pc.match_substring_regex(arr, either), False)
+            except pa.ArrowInvalid:
+                pass
         mask = None
         for p in self.patterns:
             m = pc.match_substring_regex(arr, p.regex)
@@ -118,21 +127,24 @@ class Redactor:
         mask = self._any_match(arr)
         if not pc.any(mask).as_py():
             return arr, 0
-        values = arr.to_pylist()
-        changed = 0
-        for i in pc.indices_nonzero(mask).to_pylist():
-            new = self.redact_text(values[i])
-            if new != values[i]:
-                values[i] = new
-                changed += 1
-        return pa.array(values, arr.type), changed
+        # Python sees only the matching values; Arrow puts the new ones in place.
+        hits = arr.filter(mask).to_pylist()
+        news = [self.redact_text(v) for v in hits]
+        changed = sum(1 for old, new in zip(hits, news, strict=True) if new != old)
+        if not changed:
+            return arr, 0
+        return pc.replace_with_mask(arr, mask, pa.array(news, arr.type)), changed
 
     def map_array(self, arr: pa.Array) -> tuple[pa.Array, int]:
         """Redact a MAP<string, V>: whole values under sensitive keys, patterns in strings."""
+        new, changed = self._map_redact(arr)
+        return new, len(changed)
+
+    def _map_redact(self, arr: pa.Array) -> tuple[pa.Array, list[int]]:
+        """The redacted map and the positions (in its flat items) of the values changed."""
         if len(arr) == 0 or (not self.keys and not self.patterns):
-            return arr, 0
+            return arr, []
         keys, items = arr.keys, arr.items
-        changed = 0
         key_mask = pc.is_in(pc.utf8_lower(keys), value_set=pa.array(sorted(self.keys), pa.string()))
         hit_keys = bool(pc.any(key_mask).as_py())
         is_text = pa.types.is_string(items.type)
@@ -142,25 +154,45 @@ class Redactor:
         else:
             hit_pat = False
         if not hit_keys and not hit_pat:
+            return arr, []
+        # Python sees only the matching entries; Arrow puts the new values in place.
+        mask = pc.or_(key_mask, pat_mask) if hit_pat else key_mask
+        changed: list[int] = []
+        news: list[Any] = []
+        for i, by_key, k, v in zip(
+            pc.indices_nonzero(mask).to_pylist(),
+            key_mask.filter(mask).to_pylist(),
+            keys.filter(mask).to_pylist(),
+            items.filter(mask).to_pylist(),
+            strict=True,
+        ):
+            if by_key:
+                # A token is text and cannot live in an int/double/bool map: the value is
+                # nulled there.
+                news.append(self.token(k, _text(v)) if is_text else None)
+                changed.append(i)
+            else:
+                new = self.redact_text(v)
+                if new != v:
+                    changed.append(i)
+                news.append(new)
+        new_items = pc.replace_with_mask(items, mask, pa.array(news, items.type))
+        return pa.MapArray.from_arrays(arr.offsets, keys, new_items), changed
+
+    def dictionary_map_array(self, arr: pa.Array) -> tuple[pa.Array, int]:
+        """Redact a dictionary-encoded MAP (e.g. resource attributes): each distinct map once.
+
+        Counted per row as for a plain map: a changed value counts once for every row whose
+        map holds it."""
+        new_d, changed = self._map_redact(arr.dictionary)
+        if not changed:
             return arr, 0
-        out_items: list[Any] = items.to_pylist()
-        key_list = keys.to_pylist()
-        if hit_keys:
-            for i in pc.indices_nonzero(key_mask).to_pylist():
-                out_items[i] = self.token(key_list[i], _text(out_items[i]))
-                changed += 1
-        if hit_pat:
-            for i in pc.indices_nonzero(pc.and_not(pat_mask, key_mask)).to_pylist():
-                new = self.redact_text(out_items[i])
-                if new != out_items[i]:
-                    out_items[i] = new
-                    changed += 1
-        offsets = arr.offsets
-        if not is_text and hit_keys:
-            # A token is text and cannot live in an int/double/bool map: the value is nulled.
-            out_items = [None if isinstance(v, str) else v for v in out_items]
-        new_items = pa.array(out_items, items.type)
-        return pa.MapArray.from_arrays(offsets, keys, new_items), changed
+        offsets = arr.dictionary.offsets.to_pylist()
+        per_map = [0] * (len(offsets) - 1)
+        for pos in changed:
+            per_map[bisect.bisect_right(offsets, pos) - 1] += 1
+        total = pc.sum(pc.take(pa.array(per_map, pa.int64()), arr.indices)).as_py() or 0
+        return pa.DictionaryArray.from_arrays(arr.indices, new_d), int(total)
 
     def json_array(self, arr: pa.Array) -> tuple[pa.Array, int]:
         """Redact sensitive keys inside a JSON-object column (complex attribute values such
@@ -190,6 +222,8 @@ class Redactor:
             col = tbl.column(i).combine_chunks()
             if pa.types.is_map(f.type):
                 new, n = self.map_array(col)
+            elif pa.types.is_dictionary(f.type) and pa.types.is_map(f.type.value_type):
+                new, n = self.dictionary_map_array(col)
             elif f.name == "attr_json":
                 new, n = self.json_array(col)
             elif f.name in text_columns:

@@ -56,7 +56,11 @@ class SpanColumns:
     def __init__(self) -> None:
         self.cols: dict[str, list[Any]] = {name: [] for name in _BOUND}
         self.attrs = AttributeColumns()
+        #: resource attributes, dictionary-encoded: each resource's map is built once per
+        #: chunk and the rows point to it (a chunk has few resources and many spans).
         self.resource = MapColumn()
+        self.resource_index: list[int] = []
+        self.resource_ids: dict[int, int] = {}
         self.service: list[str | None] = []
         self.scope_name: list[str | None] = []
         self.scope_version: list[str | None] = []
@@ -70,9 +74,11 @@ class SpanColumns:
         #: rows already covered by the run columns (service, scope, resource attributes)
         self.run_start = 0
 
-    def close_run(self, service: str | None, res_keys: list[str], res_vals: list[str],
-                  scope_name: str | None, scope_version: str | None) -> None:
-        """Fill the per-resource and per-scope columns of the rows added since the last run."""
+    def close_run(self, ri: int, service: str | None, res_keys: list[str],
+                  res_vals: list[str], scope_name: str | None,
+                  scope_version: str | None) -> None:
+        """Fill the per-resource and per-scope columns of the rows added since the last run
+        (``ri``: the resource's position in the request)."""
         k = self.n - self.run_start
         if k <= 0:
             return
@@ -80,24 +86,28 @@ class SpanColumns:
         self.service.extend([service] * k)
         self.scope_name.extend([scope_name] * k)
         self.scope_version.extend([scope_version] * k)
-        res = self.resource
-        width = len(res_keys)
-        last = res.offsets[-1]
-        if width:
-            res.keys.extend(res_keys * k)
-            res.values.extend(res_vals * k)
-            res.offsets.extend(range(last + width, last + width * k + 1, width))
-        else:
-            res.offsets.extend([last] * k)
+        idx = self.resource_ids.get(ri)
+        if idx is None:
+            idx = self.resource_ids[ri] = len(self.resource_ids)
+            res = self.resource
+            res.keys.extend(res_keys)
+            res.values.extend(res_vals)
+            res.close_row()
+        self.resource_index.extend([idx] * k)
 
     def tables(self) -> tuple[Any, Any]:
         cols: dict[str, Any] = dict(self.cols)
         n = self.n
         for col, (rows, values) in self.promoted.items():
-            full: list[Any] = [None] * n
-            for i, v in zip(rows, values, strict=True):
-                full[i] = v
-            cols[col] = full
+            if not rows:
+                cols[col] = pa.nulls(n, SPAN_SCHEMA.field(col).type)
+            elif len(rows) == n:
+                cols[col] = values
+            else:
+                full: list[Any] = [None] * n
+                for i, v in zip(rows, values, strict=True):
+                    full[i] = v
+                cols[col] = full
         cols["service_name"] = self.service
         cols["scope_name"] = self.scope_name
         cols["scope_version"] = self.scope_version
@@ -108,7 +118,8 @@ class SpanColumns:
             cols["attr_bool"],
             cols["attr_json"],
         ) = self.attrs.arrays()
-        cols["resource_attributes"] = self.resource.array(STR_MAP)
+        cols["resource_attributes"] = pa.DictionaryArray.from_arrays(
+            pa.array(self.resource_index, pa.int32()), self.resource.array(STR_MAP))
         cols["links"] = pa.array(self.cols["links"], LINK_TYPE)
         ev: dict[str, Any] = dict(self.ev)
         ev["attributes"] = self.ev_attrs.array(STR_MAP)
@@ -289,7 +300,7 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                     _add_events(out, th, sh, events)
                 out.n = row + 1
                 if out.n >= limit:
-                    out.close_run(service, res_keys, res_vals, scope_name, scope_version)
+                    out.close_run(ri, service, res_keys, res_vals, scope_name, scope_version)
                     yield _finish(out, state)
                     out = SpanColumns()
                     (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start,
@@ -297,7 +308,7 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                     (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o,
                      c_json) = out.attrs.bind()
                     promoted = out.promoted
-            out.close_run(service, res_keys, res_vals, scope_name, scope_version)
+            out.close_run(ri, service, res_keys, res_vals, scope_name, scope_version)
     if out.n or state.dead_letters or state.warnings:
         yield _finish(out, state)
 

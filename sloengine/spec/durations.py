@@ -29,7 +29,10 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(f"{value!r} is not a duration (use e.g. 30d, 6h, 5m, 90s)")
     if seconds <= 0:
         raise ValueError(f"duration {value!r} must be positive")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too long") from None
 
 
 def format_duration(td: timedelta) -> str:

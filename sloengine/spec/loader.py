@@ -103,13 +103,17 @@ def read_documents(path: Path) -> list[tuple[Any, DocContext]]:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}",
                           where=f"{path}:{mark.line + 1}" if mark else str(path)) from None
-    out = []
+    out: list[tuple[Any, DocContext]] = []
     for node, data in zip(nodes, datas, strict=True):
         if node is None or data is None:
             continue
         lines: dict[tuple[Any, ...], int] = {}
         _line_map(node, (), lines)
-        out.append((data, DocContext(str(path), lines)))
+        ctx = DocContext(str(path), lines)
+        if isinstance(data, list):  # a YAML list of documents (OpenSLO's examples use it)
+            out.extend((item, ctx.at(i)) for i, item in enumerate(data))
+        else:
+            out.append((data, ctx))
     return out
 
 
