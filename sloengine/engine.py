@@ -3,7 +3,10 @@ build an Engine from Settings and a clock, call it, and format what it returns."
 
 from __future__ import annotations
 
+import getpass
 import gzip
+import hashlib
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -15,7 +18,9 @@ import orjson
 from sloengine.alerting import advance
 from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
 from sloengine.compute.windows import minute_of
-from sloengine.errors import ConfigError
+from sloengine.errors import ConfigError, QueryRefused
+from sloengine.forensics import audit as audit_trail
+from sloengine.forensics import evidence
 from sloengine.ingest import (
     DEFAULT_KEYS,
     DEFAULT_PATTERNS,
@@ -47,9 +52,14 @@ class Engine:
     """Owns the Store (the single DuckDB writer) and runs ingest, and later evaluation."""
 
     def __init__(self, settings: Settings, *, clock: Clock = system_clock,
-                 store: Store | None = None, read_only: bool = False) -> None:
+                 store: Store | None = None, read_only: bool = False,
+                 actor: str | None = None, correlation_id: str | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        #: who acts (OS user or "apikey:<id>") and the id of this invocation, in every audit
+        #: entry it writes
+        self.actor = actor or default_actor()
+        self.correlation_id = correlation_id or uuid.uuid4().hex
         self.store = store or Store(settings.db, read_only=read_only, clock=clock)
         self._read_options: ReadOptions | None = None
         #: files a folder walk passed over because they are not telemetry
@@ -63,6 +73,29 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- audit -----------------------------------------------------------------------------
+    def audit(self, action: str, obj: str, outcome: str = "ok",
+              detail: dict[str, Any] | None = None) -> None:
+        """Append to the hash-chained audit trail (read-only engines cannot, and say so in
+        their callers)."""
+        if not self.store.read_only:
+            audit_trail.append(self.store, at=self.clock(), actor=self.actor, action=action,
+                         obj=obj, outcome=outcome, correlation_id=self.correlation_id,
+                         detail=detail)
+
+    def audit_verify(self, expected_head: str | None = None) -> audit_trail.Verdict:
+        verdict = audit_trail.verify(self.store, expected_head)
+        self.audit("audit.verify", "audit_log", "ok" if verdict.ok else "error",
+                   {"entries": verdict.entries, "problem": verdict.problem})
+        return verdict
+
+    def audit_export(self, t_from: datetime, t_to: datetime, out: Path) -> dict[str, Any]:
+        result = evidence.export(self.store, t_from, t_to, out, self.settings.reports_dir)
+        self.audit("audit.export", str(out), "ok",
+                   {"from": t_from.isoformat(), "to": t_to.isoformat(),
+                    "entries": result["entries"], "head": result["head"]})
+        return result
 
     # -- ingest ----------------------------------------------------------------------------
     def read_options(self) -> ReadOptions:
@@ -104,6 +137,8 @@ class Engine:
         dup = self.store.find_complete_batch(info.sha256)
         if dup is not None:
             bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
+            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
+                                                     "duplicate_of": dup.batch_id})
             return IngestResult(info, bid, dup.batch_id, BatchCounts())
         bid = self.store.begin_batch(info)
         counts = BatchCounts()
@@ -116,6 +151,10 @@ class Engine:
             reason = f"file cannot be read to the end: {exc}"
             self._store_chunk(result, Chunk(dead_letters=[DeadLetter("file", reason, raw)]))
         self.store.finish_batch(bid, counts)
+        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
+            "batch_id": bid, "sha256": info.sha256, "format": info.format,
+            "signal": info.signal, "accepted": counts.accepted,
+            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
         return result
 
     def _store_chunk(self, result: IngestResult, chunk: Chunk) -> None:
@@ -130,10 +169,16 @@ class Engine:
         result = load_paths(list(paths) if paths is not None else [self.settings.slo_dir])
         if record and not self.store.read_only:
             for s in result.slos:
+                known = self.store.one("SELECT count(*) FROM slo_versions WHERE slo_name = ? "
+                                       "AND version = ?", [s.slo.metadata.name, s.version])
+                if known:
+                    continue
                 self.store.exec_(
-                    "INSERT OR IGNORE INTO slo_versions VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO slo_versions VALUES (?, ?, ?, ?, ?, ?)",
                     [s.slo.metadata.name, s.version, s.origin, s.file, self.clock(),
                      orjson.dumps(s.slo.model_dump(mode="json", by_alias=True)).decode()])
+                self.audit("slo.version", s.slo.metadata.name, "ok",
+                           {"version": s.version, "origin": s.origin, "file": s.file})
         return result
 
     def _selected(self, slo: str | None) -> list[LoadedSLO]:
@@ -165,13 +210,20 @@ class Engine:
                 results = evaluate_slo(self.store, s, t)
                 fors = {(s.slo.metadata.name, tier.name): int(tier.for_.total_seconds()) // 60
                         for tier in resolve(s.slo)}
-                results, _ = advance(self.store, results, fors)
+                results, transitions = advance(self.store, results, fors)
+                for tr in transitions:
+                    self.audit("alert.transition", tr.dedup_key, "ok", {
+                        "from": tr.from_state, "to": tr.to_state, "eval_minute": tr.eval_minute,
+                        "slo_version": tr.result.slo_version,
+                        "long_burn_rate": tr.decision.long_burn_rate,
+                        "short_burn_rate": tr.decision.short_burn_rate})
                 for r in results:
                     self.store.exec_(
                         "INSERT INTO slo_evaluations VALUES (?,?,?,?,?,?,?,?,?)",
                         [t, self.clock(), r.name, r.slo_version, r.objective, r.target, r.group,
                          r.status, orjson.dumps(r).decode()])
                 out.extend(results)
+            self.audit("evaluate", slo or "*", "ok", {"eval_minute": t, "results": len(out)})
         return out
 
     def replay(self, t_from: datetime, t_to: datetime, step_minutes: int = 1,
@@ -188,6 +240,8 @@ class Engine:
         if incidents is None:
             incidents = self.incidents()
         inside = [i for i in incidents if i.end >= a and i.start <= b]
+        self.audit("replay", slo or "*", "ok", {"from": a, "to": b, "step": step_minutes,
+                                                "alerts": len(intervals)})
         return {"from": a, "to": b, "step": step_minutes, "alerts": intervals,
                 "score": score(intervals, inside)}
 
@@ -215,3 +269,31 @@ def _iso(value: str) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone")
     return dt
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def user_query(settings: Settings, query: str, limit: int | None = None,
+               actor: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run a query typed by a person on a sandboxed read-only connection (no writes, no
+    ATTACH, no file or network access), then record it in the audit trail — refusals too."""
+    digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+    outcome, problem = "ok", None
+    cols: list[str] = []
+    rows: list[tuple[Any, ...]] = []
+    try:
+        with Store(settings.db, sandboxed=True) as ro:
+            cols, rows = ro.user_query(query, limit)
+    except QueryRefused as exc:
+        outcome, problem = "refused", exc
+    with Engine(settings, actor=actor) as engine:
+        engine.audit("sql", f"query:{digest}", outcome,
+                     {"query": query, "rows": len(rows), "problem": str(problem or "")})
+    if problem is not None:
+        raise problem
+    return cols, rows

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from sloengine.errors import StoreError
+from sloengine.errors import QueryRefused, StoreError
 from sloengine.model import BatchCounts, Chunk, DeadLetter, SourceInfo
 from sloengine.store import migrate
 
@@ -39,15 +39,19 @@ class Store:
     processes open it with ``read_only=True``."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, sandboxed: bool = False) -> None:
+        """``sandboxed``: a read-only connection that cannot reach files or the network
+        (``enable_external_access = false``) — for queries typed by people."""
         self.path = str(path)
-        self.read_only = read_only
+        self.read_only = read_only or sandboxed
         self._clock = clock or (lambda: datetime.now().astimezone())
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"enable_external_access": False} if sandboxed else {})
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = duckdb.connect(self.path, read_only=self.read_only, config=config)
         except duckdb.Error as exc:
             raise StoreError(str(exc).split("\n")[0], where=self.path) from None
-        if read_only:
+        if self.read_only:
             if migrate.current_version(self.con) < len(migrate.available()):
                 raise StoreError("database schema is older than this sloengine; open it once "
                                  "read-write to migrate", where=self.path)
@@ -104,6 +108,29 @@ class Store:
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_name = ? ORDER BY ordinal_position", [table])
         }
+
+    def user_query(self, sql: str, limit: int | None = None) -> tuple[list[str], list[
+            tuple[Any, ...]]]:
+        """Run one statement typed by a person: only a single SELECT (or EXPLAIN) passes;
+        anything that writes, attaches, copies, loads or sets is refused before it runs."""
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryRefused(f"not valid SQL: {str(exc).splitlines()[0]}") from None
+        if len(statements) != 1:
+            raise QueryRefused(f"exactly one statement please, got {len(statements)}")
+        kind = statements[0].type.name
+        if kind not in ("SELECT", "EXPLAIN"):
+            raise QueryRefused(f"{kind} statements are refused: this connection only reads")
+        try:
+            cur = self.con.execute(sql)
+            cols = [d[0] for d in cur.description or []]
+            rows = cur.fetchall() if limit is None else cur.fetchmany(limit)
+            if limit is not None:
+                cur.fetchall()
+        except duckdb.Error as exc:
+            raise QueryRefused(str(exc).splitlines()[0]) from None
+        return cols, rows
 
     # -- engine metadata ----------------------------------------------------------------
     def meta(self, key: str) -> str | None:

@@ -1,0 +1,119 @@
+"""CLI commands for auditors: ``audit verify``, ``audit export``, ``sql``.
+
+JSON shapes: ``sloengine.audit-verify/v1``, ``sloengine.audit-export/v1``, ``sloengine.sql/v1``.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
+from sloengine.cli_slo import parse_time
+from sloengine.engine import Engine, user_query
+from sloengine.errors import ConfigError
+
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+    app.command()(sql)
+
+
+@audit_app.command("verify")
+def verify(
+    head: Annotated[str | None, typer.Option(
+        help="Chain head SEQ:HASH from an earlier bundle (default: the head kept in the DB).")
+    ] = None,
+    bundle: Annotated[Path | None, typer.Option(help="Verify an evidence bundle instead.")
+                      ] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that no audit entry was edited, deleted or reordered. Exit 1 names the first
+    bad entry."""
+    if bundle is not None:
+        from sloengine.forensics.evidence import verify_bundle
+
+        verdict = verify_bundle(bundle)
+    else:
+        with Engine(settings_from(config, db=db)) as engine:
+            verdict = engine.audit_verify(head)
+    if as_json:
+        print_json({"schema": "sloengine.audit-verify/v1", **asdict(verdict)})
+    elif verdict.ok:
+        print(f"audit trail intact: {verdict.entries} entries, head {verdict.head}")
+    else:
+        print(f"AUDIT TRAIL BROKEN at entry {verdict.first_bad_seq}: {verdict.problem}")
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@audit_app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="Empty folder for the evidence bundle.")],
+    from_: Annotated[str, typer.Option("--from", help="Start (ISO 8601).")],
+    to: Annotated[str | None, typer.Option("--to", help="End (ISO 8601, default now).")
+                  ] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an evidence bundle: audit entries of the period, chain head, SLO versions in
+    force, report files, and a sha256 manifest (``sha256sum -c MANIFEST.sha256``)."""
+    t_from = parse_time(from_, "--from")
+    t_to = parse_time(to, "--to") or datetime.now(UTC)
+    assert t_from is not None
+    with Engine(settings_from(config, db=db)) as engine:
+        result = engine.audit_export(t_from, t_to, out)
+    if as_json:
+        print_json({"schema": "sloengine.audit-export/v1", **result})
+    else:
+        print(f"wrote {result['files']} files to {result['dir']}: {result['entries']} audit "
+              f"entries, {result['slo_versions']} SLO versions, chain head {result['head']} "
+              f"({'verified' if result['chain_verified'] else 'CHAIN BROKEN'})")
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="One SELECT statement.")],
+    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV output.")] = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Query the store read-only (for auditors): one SELECT; anything that writes, attaches,
+    copies or loads is refused. Every query, refused or not, is in the audit trail."""
+    if as_csv and as_json:
+        raise ConfigError("choose one of --json and --csv")
+    cols, rows = user_query(settings_from(config, db=db), query, limit)
+    if as_json:
+        print_json({"schema": "sloengine.sql/v1", "columns": cols,
+                    "rows": [[_plain(v) for v in r] for r in rows]})
+    elif as_csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        w.writerows(rows)
+    else:
+        widths = [max([len(c)] + [len(str(r[i])) for r in rows]) for i, c in enumerate(cols)]
+        print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+        for r in rows:
+            print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, int | float | str | bool | type(None) | list | dict):
+        return v
+    return str(v)

@@ -1,0 +1,1 @@
+"""Forensics: request reconstruction, lineage, and the tamper-evident audit trail."""
