@@ -25,6 +25,7 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
     app.command()(sql)
+    app.command()(lineage)
 
 
 @audit_app.command("verify")
@@ -117,3 +118,41 @@ def _plain(v: Any) -> Any:
     if isinstance(v, int | float | str | bool | type(None) | list | dict):
         return v
     return str(v)
+
+
+def _ns_iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def lineage(
+    ident: Annotated[str, typer.Argument(help="Trace id, span id or correlation id.")],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The ordered hops of one request (layer, service, operation, datasets, outcome) and
+    the ingest batch — source, sha256, received time — behind every record shown."""
+    with Engine(settings_from(config, db=db)) as engine:
+        lin = engine.lineage(ident)
+    if as_json:
+        print_json({"schema": "sloengine.lineage/v1", **asdict(lin)})
+        return
+    print(f"request {lin.query}: traces {', '.join(lin.trace_ids)}; correlation ids "
+          f"{', '.join(lin.correlation_ids) or '-'}")
+    print(f"  {'time (UTC)':<24} {'layer':<12} {'service':<20} {'operation':<30} "
+          f"{'outcome':<7} batch  datasets")
+    for h in lin.hops:
+        print(f"  {_ns_iso(h['start_unix_nano']):<24} {h['layer']:<12} {h['service']:<20} "
+              f"{h['operation'][:30]:<30} {h['outcome']:<7} {h['batch_id']:<6} "
+              f"{', '.join(h['datasets'])}")
+    for lg in lin.logs:
+        print(f"  {_ns_iso(lg['time_unix_nano']):<24} {'log':<12} {lg['service'] or '-':<20} "
+              f"{lg['source_kind'] + ' ' + (lg['severity'] or ''):<30} {'':<7} "
+              f"{lg['batch_id']:<6}")
+    print("  evidence:")
+    for b in lin.batches:
+        print(f"    batch {b['batch_id']}: {b['source']} ({b['format']}) sha256 {b['sha256']} "
+              f"received {b['received_at']}")
+    for n in lin.notes:
+        print(f"  note: {n}")

@@ -18,9 +18,10 @@ import orjson
 from sloengine.alerting import advance
 from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
 from sloengine.compute.windows import minute_of
-from sloengine.errors import ConfigError, QueryRefused
+from sloengine.errors import ConfigError, QueryRefused, SloEngineError
 from sloengine.forensics import audit as audit_trail
 from sloengine.forensics import evidence
+from sloengine.forensics.lineage import Lineage, lineage
 from sloengine.ingest import (
     DEFAULT_KEYS,
     DEFAULT_PATTERNS,
@@ -257,6 +258,18 @@ class Engine:
             except (KeyError, ValueError) as exc:
                 raise ConfigError(f"incident {i}: {exc}", where=str(f)) from None
         return out
+
+    # -- forensics ---------------------------------------------------------------------------
+    def lineage(self, ident: str) -> Lineage:
+        """The ordered hops of one request with the ingest batch of every record."""
+        try:
+            result = lineage(self.store, ident)
+        except SloEngineError as exc:
+            self.audit("lineage.query", ident, "error", {"problem": str(exc)})
+            raise
+        self.audit("lineage.query", ident, "ok", {"hops": len(result.hops),
+                                                   "traces": result.trace_ids})
+        return result
 
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
