@@ -159,38 +159,49 @@ def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 def run(
-    once: Annotated[bool, typer.Option("--once", help="Run one full cycle and exit.")] = True,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Run one full cycle (ingest, evaluate, ...) and exit.")] = False,
     db: DbOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The main job: ingest the configured inputs (default sample_data/), evaluate every SLO
-    in slo_definitions/ and summarise the store.
+    """The main job: the scheduled engine. Watches the input folders (default sample_data/),
+    evaluates every SLO in slo_definitions/ every minute, and serves its own metrics.
+    With --once: one full cycle, a summary of where everything went, and exit."""
+    from sloengine.scheduler import EngineService
+    from sloengine.telemetry import setup_logging
 
-    One cycle today; the scheduled engine (alert delivery, reports) grows here.
-    """
     settings = settings_from(config, db=db)
-    with Engine(settings) as engine:
-        inputs = [str(p) for p in settings.inputs]
+    service = EngineService(settings)
+    if not once:
+        setup_logging(settings.log_format)
+        service.serve()
+        return
+    try:
         on_file = None if as_json else (lambda r: _err(_file_line(r)))
-        results = engine.ingest(inputs, on_file=on_file)
-        skipped = engine.last_skipped
-        summary = _summary_json(engine.summary())
-        evaluations = engine.evaluate()
+        cycle = service.run_once(on_file)
+        skipped = service.engine.last_skipped
+        summary = _summary_json(service.engine.summary())
+    finally:
+        service.close()
+    results, evaluations = cycle.ingested, cycle.evaluations
     rejected = sum(r.counts.rejected for r in results)
     if as_json:
         print_json({
             "schema": SUMMARY_SCHEMA,
             "db": str(settings.db),
-            "inputs": inputs,
+            "inputs": [str(p) for p in settings.inputs],
             "ingested_files": len(results),
             "skipped_files": [str(p) for p in skipped],
             "rejected": rejected,
             **summary,
             "slos": [cli_slo.result_json(r) for r in evaluations],
+            **cycle.extra,
         })
         return
     print(_summary_text(summary, str(settings.db)))
+    if not results:
+        print("  no new input files (already ingested)")
     if skipped:
         print(f"  skipped (not telemetry): {', '.join(str(p) for p in skipped)}")
     if rejected:

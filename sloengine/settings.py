@@ -58,6 +58,18 @@ class AccessLogSettings(_Strict):
     default_service: str = "api-gateway"
 
 
+class ScheduleSettings(_Strict):
+    """How often each job of ``sloengine run`` runs (seconds)."""
+
+    ingest_seconds: float = Field(default=30, gt=0)
+    evaluate_seconds: float = Field(default=60, gt=0)
+    deliver_seconds: float = Field(default=10, gt=0)
+    report_seconds: float = Field(default=3600, gt=0)
+    retention_seconds: float = Field(default=86400, gt=0)
+    #: Grace for a job that starts late (APScheduler misfire_grace_time).
+    misfire_grace_seconds: float = Field(default=30, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything the engine needs to know, with defaults that work on a fresh clone."""
 
@@ -81,6 +93,12 @@ class Settings(BaseSettings):
     lateness_minutes: int = Field(default=7 * 24 * 60, ge=0)
     #: Incidents (time ranges) that ``replay`` scores detection against.
     incidents_file: Path | None = Path("sample_data/incidents.json")
+    schedule: ScheduleSettings = ScheduleSettings()
+    #: The engine's own Prometheus metrics on 127.0.0.1:<port>/metrics (0: off).
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    #: "json" for structured logs, "text" for people, "auto": JSON unless stderr is a TTY.
+    log_format: str = Field(default="auto", pattern=r"^(auto|json|text)$")
     redaction: RedactionSettings = RedactionSettings()
     access_log: AccessLogSettings = AccessLogSettings()
 
