@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sloengine import cli_audit, cli_slo
+from sloengine import cli_audit, cli_slo, cli_trace
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.engine import Engine
 from sloengine.errors import SloEngineError
@@ -232,6 +232,7 @@ def sample(
 
 cli_slo.register(app)
 cli_audit.register(app)
+cli_trace.register(app)
 
 
 def main() -> None:

@@ -8,19 +8,39 @@ import gzip
 import hashlib
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from sloengine.alerting import advance
+from sloengine.alerting import (
+    BadEvents,
+    DeliveryReport,
+    Notifier,
+    NotifyConfig,
+    advance,
+    deliver_pass,
+    enqueue,
+    load_notify_config,
+)
 from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
+from sloengine.compute.exemplars import bad_event_filter
+from sloengine.compute.filters import group_expr
 from sloengine.compute.windows import minute_of
 from sloengine.errors import ConfigError, QueryRefused, SloEngineError
+from sloengine.forensics import (
+    Exemplar,
+    Story,
+    TraceOptions,
+    compare,
+    evidence,
+    exemplars,
+    reconstruct,
+    story_json,
+)
 from sloengine.forensics import audit as audit_trail
-from sloengine.forensics import evidence
 from sloengine.forensics.lineage import Lineage, lineage
 from sloengine.ingest import (
     DEFAULT_KEYS,
@@ -35,6 +55,7 @@ from sloengine.ingest import (
     source_info,
 )
 from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult
+from sloengine.report.trace import render_trace_html
 from sloengine.settings import Settings
 from sloengine.spec import LoadedSLO, LoadResult, load_paths, resolve
 from sloengine.store import Store
@@ -236,6 +257,8 @@ class Engine:
                 fors = {(s.slo.metadata.name, tier.name): int(tier.for_.total_seconds()) // 60
                         for tier in resolve(s.slo)}
                 results, transitions = advance(self.store, results, fors)
+                enqueue(self.store, transitions, s.slo,
+                        _bad_events(s) if transitions else None, now=self.clock())
                 for tr in transitions:
                     self.audit("alert.transition", tr.dedup_key, "ok", {
                         "from": tr.from_state, "to": tr.to_state, "eval_minute": tr.eval_minute,
@@ -250,6 +273,17 @@ class Engine:
                 out.extend(results)
             self.audit("evaluate", slo or "*", "ok", {"eval_minute": t, "results": len(out)})
         return out
+
+    def deliver(self, config: NotifyConfig | Path,
+                notifiers: Mapping[str, Notifier] | None = None) -> DeliveryReport:
+        """One pass over the alert outbox: route new notifications, send what is due (retries,
+        a circuit breaker per target, targets in parallel), record each outcome."""
+        cfg = config if isinstance(config, NotifyConfig) else load_notify_config(config)
+        report = deliver_pass(self.store, cfg, clock=self.clock, notifiers=notifiers)
+        if report.attempts:
+            self.audit("alert.deliver", "outbox", "ok" if report.ok else "partial",
+                       report.to_json())
+        return report
 
     def replay(self, t_from: datetime, t_to: datetime, step_minutes: int = 1,
                slo: str | None = None, incidents: list[Incident] | None = None
@@ -295,10 +329,61 @@ class Engine:
                                                    "traces": result.trace_ids})
         return result
 
+    def trace(self, ident: str, *, adjust_skew: bool = False, max_traces: int = 50,
+              log_window_s: float = 5.0) -> Story:
+        """One request's story (trace id, span id or correlation id) across traces: tree,
+        critical path, error origin, orphan and skew flags (forensics/reconstruct.py)."""
+        opts = TraceOptions(max_traces=max_traces, log_window_s=log_window_s,
+                            adjust_skew=adjust_skew)
+        try:
+            story = reconstruct(self.store, ident, opts)
+        except SloEngineError as exc:
+            self.audit("trace.query", ident, "error", {"problem": str(exc)})
+            raise
+        self.audit("trace.query", ident, "ok", {"traces": story.trace_ids,
+                                                 "spans": len(story.spans)})
+        return story
+
+    def trace_html(self, story: Story) -> str:
+        """The story as a self-contained HTML page (report/templates/trace.html.j2)."""
+        return render_trace_html(story_json(story))
+
+    def compare_requests(self, a: str, b: str, *, top: int = 10,
+                         adjust_skew: bool = False) -> dict[str, Any]:
+        """How two requests of the same route differ (``sloengine.compare/v1``)."""
+        return compare(self.trace(a, adjust_skew=adjust_skew),
+                       self.trace(b, adjust_skew=adjust_skew), top=top)
+
+    def trace_exemplars(self, slo: str, t_from: datetime, t_to: datetime, *,
+                        errors_only: bool = False, limit: int = 20,
+                        order: Literal["worst", "newest"] = "worst") -> list[Exemplar]:
+        """Requests that burned the SLO's budget: the bad events of its SLI in
+        [t_from, t_to), worst (failed, then slowest) or newest first."""
+        [loaded] = self._selected(slo)
+        table, where, params = bad_event_filter(loaded.slo)
+        out = exemplars(self.store, table, where, params, t_from_ns=_unix_ns(t_from),
+                        t_to_ns=_unix_ns(t_to), errors_only=errors_only, limit=limit,
+                        order=order)
+        self.audit("traces.query", slo, "ok", {"from": t_from.isoformat(),
+                                                "to": t_to.isoformat(), "found": len(out)})
+        return out
+
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What the store holds: table counts, time range, services, batches."""
         return self.store.summary()
+
+
+def _bad_events(s: LoadedSLO) -> BadEvents | None:
+    """The SLI's bad events as SQL for alert context (compute compiles, alerting queries);
+    None for metric and PromQL SLIs, which have no individual events."""
+    try:
+        table, where, params = bad_event_filter(s.slo)
+        group_params: list[Any] = []
+        group_sql = group_expr(table, s.slo.spec.group_by, group_params)
+    except ConfigError:
+        return None
+    return BadEvents(table, where, params, group_sql, group_params)
 
 
 def _iso(value: str) -> datetime:
@@ -306,6 +391,11 @@ def _iso(value: str) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone")
     return dt
+
+
+def _unix_ns(t: datetime) -> int:
+    """Exact unix nanoseconds of an aware datetime (no float rounding)."""
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def default_actor() -> str:

@@ -12,9 +12,10 @@ PKG = Path(__file__).resolve().parents[1] / "sloengine"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "model": set(),
-    "settings": {"errors"},
+    "settings": {"errors", "sources"},
     "spec": {"errors", "model"},
     "ingest": {"errors", "model"},
+    "sources": {"errors", "model", "spec"},
     "sample": {"errors", "model"},
     "store": {"errors", "model", "spec"},
     "compute": {"errors", "model", "spec", "store"},
@@ -22,10 +23,19 @@ ALLOWED: dict[str, set[str]] = {
     "forensics": {"errors", "model", "spec", "store"},
     "report": {"errors", "model", "spec"},
     "export": {"errors", "model", "spec"},
-    "engine": {"errors", "model", "spec", "settings", "ingest", "store", "compute", "alerting",
-               "forensics", "report", "export"},
+    "engine": {"errors", "model", "spec", "settings", "ingest", "sources", "store", "compute",
+               "alerting", "forensics", "report", "export"},
     "cli": {"engine", "errors", "model", "spec", "settings", "sample", "cli_slo", "cli_common",
-            "cli_audit", "scheduler", "telemetry"},
+            "cli_audit", "cli_trace", "cli_alerts", "cli_export", "cli_report", "scheduler",
+            "telemetry"},
+    "cli_alerts": {"engine", "errors", "model", "spec", "settings", "cli_common", "cli_slo",
+                   "alerting"},
+    "cli_export": {"engine", "errors", "model", "spec", "settings", "cli_common", "cli_slo",
+                   "export"},
+    "cli_report": {"engine", "errors", "model", "spec", "settings", "cli_common", "cli_slo",
+                   "report"},
+    "cli_trace": {"engine", "errors", "model", "spec", "settings", "cli_common", "cli_slo",
+                  "forensics"},
     "cli_audit": {"engine", "errors", "model", "spec", "settings", "cli_common", "cli_slo",
                   "forensics"},
     "cli_slo": {"engine", "errors", "model", "spec", "settings", "cli_common"},
@@ -37,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
 }
 #: third-party modules only one stage may import
-OWNED = {"duckdb": {"store"}}
+OWNED = {"duckdb": {"store"}, "prometheus_api_client": {"sources"}}
 
 
 def _imports(path: Path) -> set[str]:

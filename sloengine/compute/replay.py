@@ -74,6 +74,13 @@ def conditions_sql(loaded: LoadedSLO, plan: SeriesPlan) -> tuple[list[str], list
 def replay_slo(store: Store, loaded: LoadedSLO, t_from: int, t_to: int, step: int
                ) -> list[AlertInterval]:
     series, params, plan = series_sql(loaded.slo, t_from, t_to, step)
+    return replay_series(store, loaded, plan, series, params, t_to, step)
+
+
+def replay_series(store: Store, loaded: LoadedSLO, plan: SeriesPlan, series: str,
+                  params: list[Any], t_to: int, step: int) -> list[AlertInterval]:
+    """The alert timeline over any query with the columns of ``series_sql`` (the benchmark
+    feeds it a range-frame formulation to compare against)."""
     cols, keys = conditions_sql(loaded, plan)
     if not keys:
         return []

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sloengine.ingest.anyvalue import any_value, attributes_dict, resource_columns
 from sloengine.ingest.columns import (
@@ -59,11 +60,10 @@ class SpanColumns:
         #: resource attributes, dictionary-encoded: each resource's map is built once per
         #: chunk and the rows point to it (a chunk has few resources and many spans).
         self.resource = MapColumn()
-        self.resource_index: list[int] = []
         self.resource_ids: dict[int, int] = {}
-        self.service: list[str | None] = []
-        self.scope_name: list[str | None] = []
-        self.scope_version: list[str | None] = []
+        #: runs of rows from one resource and scope: (end row, resource index, service,
+        #: scope name, scope version), decoded into full columns by Arrow.
+        self.runs: list[tuple[int, int, str | None, str | None, str | None]] = []
         #: promoted column → (row numbers, values); the other rows are null.
         self.promoted: dict[str, tuple[list[int], list[Any]]] = {
             col: ([], []) for col in _PROMOTED_COLUMNS
@@ -83,9 +83,6 @@ class SpanColumns:
         if k <= 0:
             return
         self.run_start = self.n
-        self.service.extend([service] * k)
-        self.scope_name.extend([scope_name] * k)
-        self.scope_version.extend([scope_version] * k)
         idx = self.resource_ids.get(ri)
         if idx is None:
             idx = self.resource_ids[ri] = len(self.resource_ids)
@@ -93,7 +90,7 @@ class SpanColumns:
             res.keys.extend(res_keys)
             res.values.extend(res_vals)
             res.close_row()
-        self.resource_index.extend([idx] * k)
+        self.runs.append((self.n, idx, service, scope_name, scope_version))
 
     def tables(self) -> tuple[Any, Any]:
         cols: dict[str, Any] = dict(self.cols)
@@ -108,9 +105,10 @@ class SpanColumns:
                 for i, v in zip(rows, values, strict=True):
                     full[i] = v
                 cols[col] = full
-        cols["service_name"] = self.service
-        cols["scope_name"] = self.scope_name
-        cols["scope_version"] = self.scope_version
+        ends = pa.array([r[0] for r in self.runs], pa.int32())
+        for i, name in ((2, "service_name"), (3, "scope_name"), (4, "scope_version")):
+            cols[name] = _run_column(ends, [r[i] for r in self.runs], pa.string())
+        res_index = _run_column(ends, [r[1] for r in self.runs], pa.int32())
         (
             cols["attr_str"],
             cols["attr_int"],
@@ -119,11 +117,18 @@ class SpanColumns:
             cols["attr_json"],
         ) = self.attrs.arrays()
         cols["resource_attributes"] = pa.DictionaryArray.from_arrays(
-            pa.array(self.resource_index, pa.int32()), self.resource.array(STR_MAP))
+            res_index, self.resource.array(STR_MAP))
         cols["links"] = pa.array(self.cols["links"], LINK_TYPE)
         ev: dict[str, Any] = dict(self.ev)
         ev["attributes"] = self.ev_attrs.array(STR_MAP)
         return table(SPAN_SCHEMA, cols), table(SPAN_EVENT_SCHEMA, ev)
+
+
+def _run_column(ends: pa.Array, values: list[Any], typ: pa.DataType) -> pa.Array:
+    """A full column from runs (each value repeated up to its end row)."""
+    if not len(ends):
+        return pa.array([], typ)
+    return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(values, typ)))
 
 
 def _special_keys(correlation_keys: tuple[str, ...]) -> _Special:

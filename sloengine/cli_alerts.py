@@ -1,0 +1,79 @@
+"""CLI commands for the on-call engineer: ``alerts`` (what is firing or pending, and what the
+outbox still has to deliver) and ``deliver`` (one delivery pass over the outbox).
+
+JSON shapes: ``sloengine.alerts/v1`` ({alerts, targets, not_routed, no_route, dead}) and
+``sloengine.deliver/v1`` ({routed, no_route, ok, delivered, attempts, targets}).
+Exit codes: ``deliver`` exits 1 when something is left to retry, dead or skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sloengine.alerting import overview
+from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
+from sloengine.engine import Engine
+
+NotifyOpt = Annotated[Path, typer.Option(
+    "--notify", help="Notifiers and routes (YAML; see sloengine/alerting/config.py).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(alerts)
+    app.command()(deliver)
+
+
+def alerts(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Alerts firing or pending, and the outbox: per notifier what is pending, delivered or
+    dead, its circuit breaker and its last error."""
+    with Engine(settings_from(config, db=db)) as engine:
+        view = overview(engine.store, engine.clock())
+    if as_json:
+        print_json({"schema": "sloengine.alerts/v1", **view})
+        return
+    for line in alerts_text(view):
+        print(line)
+
+
+def alerts_text(view: dict[str, Any]) -> list[str]:
+    shown = view["alerts"]
+    n_firing = sum(a["state"] == "firing" for a in shown)
+    out = [f"ALERTS: {n_firing} firing, {len(shown) - n_firing} pending"]
+    for a in shown:
+        since = a["firing_since"] or a["pending_since"]
+        out.append(f"  {a['state']:<8} {a['severity']:<7} since {since}  {a['dedup_key']}")
+    out.append(f"OUTBOX: {view['not_routed']} not routed yet, {view['no_route']} matched no "
+               "route")
+    if view["targets"]:
+        out.append(f"  {'notifier':<20} {'pending':>7} {'delivered':>9} {'dead':>5}  "
+                   f"{'breaker':<9} {'next retry':<26} last error")
+    for t in view["targets"]:
+        out.append(f"  {t['target']:<20} {t['pending']:>7} {t['delivered']:>9} {t['dead']:>5}  "
+                   f"{t['breaker']:<9} {t['next_attempt_at'] or '-':<26} "
+                   f"{t['last_error'] or '-'}")
+    if view["dead"]:
+        out.append("DEAD (refused by the receiver; not retried):")
+        out.extend(f"  #{d['notification_id']} {d['target']} {d['dedup_key']} "
+                   f"{d['to_state']}: {d['last_error']}" for d in view["dead"])
+    return out
+
+
+def deliver(notify: NotifyOpt = Path("notify.yaml"), db: DbOpt = None,
+            config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Send what the alert outbox holds, once: each notifier in parallel, with retries
+    (exponential backoff with jitter) and a circuit breaker per notifier."""
+    with Engine(settings_from(config, db=db)) as engine:
+        report = engine.deliver(notify)
+    if as_json:
+        print_json({"schema": "sloengine.deliver/v1", **report.to_json()})
+    else:
+        print(f"routed {report.routed} new notification(s) ({report.no_route} matched no "
+              "route)")
+        for t in report.targets.values():
+            print(f"  {t.target:<20} delivered {t.delivered}  retrying {t.retrying}  dead "
+                  f"{t.dead}  skipped {t.skipped}  attempts {t.attempts}  breaker {t.breaker}"
+                  + (f"  last error: {t.last_error}" if t.last_error else ""))
+    raise typer.Exit(0 if report.ok else 1)
