@@ -20,6 +20,7 @@ from sloengine.alerting import (
     DeliveryReport,
     Notifier,
     NotifyConfig,
+    Transition,
     advance,
     deliver_pass,
     enqueue,
@@ -28,6 +29,14 @@ from sloengine.alerting import (
 from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
 from sloengine.compute.exemplars import bad_event_filter
 from sloengine.compute.filters import group_expr
+from sloengine.compute.pulled import (
+    PullReport,
+    is_pulled,
+    mark_unavailable,
+    needed_range,
+    pull_slo,
+    unavailable,
+)
 from sloengine.compute.windows import minute_of
 from sloengine.errors import ConfigError, QueryRefused, SloEngineError
 from sloengine.forensics import (
@@ -57,6 +66,7 @@ from sloengine.ingest import (
 from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult
 from sloengine.report.trace import render_trace_html
 from sloengine.settings import Settings
+from sloengine.sources import PrometheusSource
 from sloengine.spec import LoadedSLO, LoadResult, load_paths, resolve
 from sloengine.store import Store
 
@@ -84,6 +94,7 @@ class Engine:
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self.store = store or Store(settings.db, read_only=read_only, clock=clock)
         self._read_options: ReadOptions | None = None
+        self._prometheus: PrometheusSource | None = None
         #: files a folder walk passed over because they are not telemetry
         self.last_skipped: list[Path] = []
 
@@ -237,6 +248,37 @@ class Engine:
             raise ConfigError(f"no SLO named {slo!r} in {self.settings.slo_dir}")
         return slos
 
+    def prometheus_source(self) -> PrometheusSource | None:
+        """One per engine, so its circuit breaker spans evaluations; None without a URL."""
+        if self._prometheus is None and self.settings.prometheus.url is not None:
+            self._prometheus = PrometheusSource(self.settings.prometheus)
+        return self._prometheus
+
+    def pull_sources(self, at: datetime | None = None, slo: str | None = None
+                     ) -> list[PullReport]:
+        """Fetch the minutes up to ``at`` that every (or one) PromQL SLO is missing."""
+        return self._pull(self._selected(slo), minute_of(at or self.clock()))
+
+    def _pull(self, slos: list[LoadedSLO], t: int, since: int | None = None
+              ) -> list[PullReport]:
+        pulled = [s for s in slos if is_pulled(s.slo)]
+        if not pulled or self.store.read_only:
+            return []
+        source = self.prometheus_source()
+        if source is None:
+            return []  # no Prometheus configured: these SLOs report source_unavailable
+        reports = []
+        for s in pulled:
+            lo = None if since is None else needed_range(s.slo, since)[0]
+            rep = pull_slo(self.store, s.slo, t, source, now=self.clock(), lo=lo)
+            if rep.outcome != "ok":
+                self.audit("source.pull", s.slo.metadata.name, "error", rep.detail())
+            reports.append(rep)
+        return reports
+
+    def _status(self, s: LoadedSLO, results: list[SloResult], t: int) -> list[SloResult]:
+        return mark_unavailable(results) if unavailable(self.store, s.slo, t) else results
+
     def materialize(self, slos: list[LoadedSLO]) -> list[dict[str, Any]]:
         return [materialize(self.store, s.slo, lateness_minutes=self.settings.lateness_minutes,
                             now=self.clock()) for s in slos]
@@ -248,15 +290,21 @@ class Engine:
         slos = self._selected(slo)
         t = minute_of(at or self.clock())
         if self.store.read_only:
-            return [r for s in slos for r in evaluate_slo(self.store, s, t)]
+            return [r for s in slos for r in self._status(s, evaluate_slo(self.store, s, t), t)]
         self.materialize(slos)
+        self._pull(slos, t)  # network I/O before the transaction (a pull commits per chunk)
         out: list[SloResult] = []
         with self.store.transaction():
             for s in slos:
                 results = evaluate_slo(self.store, s, t)
-                fors = {(s.slo.metadata.name, tier.name): int(tier.for_.total_seconds()) // 60
-                        for tier in resolve(s.slo)}
-                results, transitions = advance(self.store, results, fors)
+                transitions: list[Transition] = []
+                if unavailable(self.store, s.slo, t):
+                    # holes in a pulled SLI: report them, but neither fire nor resolve
+                    results = mark_unavailable(results)
+                else:
+                    fors = {(s.slo.metadata.name, tier.name):
+                            int(tier.for_.total_seconds()) // 60 for tier in resolve(s.slo)}
+                    results, transitions = advance(self.store, results, fors)
                 enqueue(self.store, transitions, s.slo,
                         _bad_events(s) if transitions else None, now=self.clock())
                 for tr in transitions:
@@ -291,9 +339,10 @@ class Engine:
         """Backtest: the alert timeline over history and, for known incidents, detection
         and reset times, missed incidents and false alerts."""
         slos = self._selected(slo)
+        a, b = minute_of(t_from), minute_of(t_to)
         if not self.store.read_only:
             self.materialize(slos)
-        a, b = minute_of(t_from), minute_of(t_to)
+            self._pull(slos, b, since=a)
         intervals = [iv for s in slos for iv in replay_slo(self.store, s, a, b, step_minutes)]
         intervals.sort(key=lambda iv: (iv.pending, iv.slo, iv.tier))
         if incidents is None:

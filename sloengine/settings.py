@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sloengine.errors import ConfigError
+from sloengine.sources import PrometheusSettings
 
 DEFAULT_SETTINGS_FILE = "sloengine.yaml"
 _FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("_FILE_DATA", default={})  # noqa: B039
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     #: "json" for structured logs, "text" for people, "auto": JSON unless stderr is a TTY.
     log_format: str = Field(default="auto", pattern=r"^(auto|json|text)$")
+    #: Where PromQL SLIs are pulled from (sloengine/sources/prometheus.py).
+    prometheus: PrometheusSettings = PrometheusSettings()
     redaction: RedactionSettings = RedactionSettings()
     access_log: AccessLogSettings = AccessLogSettings()
 
