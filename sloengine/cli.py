@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sloengine import cli_audit, cli_slo, cli_trace
+from sloengine import cli_audit, cli_export, cli_slo, cli_trace
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.engine import Engine
 from sloengine.errors import SloEngineError
@@ -233,6 +233,7 @@ def sample(
 cli_slo.register(app)
 cli_audit.register(app)
 cli_trace.register(app)
+cli_export.register(app)
 
 
 def main() -> None:

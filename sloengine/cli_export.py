@@ -63,8 +63,10 @@ def prometheus_rules(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recording rules (error ratio per window) and multi-window multi-burn-rate alert rules
-    for Prometheus, Thanos or Mimir; check them with `promtool check rules`."""
+    """Prometheus recording rules and multi-window multi-burn-rate alert rules.
+
+    The engine's error ratios and alerts for Prometheus, Thanos or Mimir; check the file with
+    `promtool check rules`."""
     from sloengine import export
 
     slos = _slos(paths, config, slo)
@@ -93,8 +95,10 @@ def grafana(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Grafana dashboards over the exported recording rules: an overview and one per SLO
-    (data source variable ${DS_PROMETHEUS})."""
+    """Grafana dashboards over the exported recording rules.
+
+    An overview and one dashboard per SLO, querying the data source variable
+    ${DS_PROMETHEUS}."""
     from sloengine import export
 
     written = export.write_grafana(_slos(paths, config, None), out)
