@@ -417,6 +417,12 @@ class Engine:
                                                 "to": t_to.isoformat(), "found": len(out)})
         return out
 
+    def slo_event_totals(self) -> list[tuple[str, str, float, float]]:
+        """(slo, group, good, bad) over all buckets: the counter behind exported rules."""
+        return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in self.store.rows(
+            "SELECT slo_name, grp, sum(good), sum(total) - sum(good) FROM slo_buckets "
+            "GROUP BY ALL ORDER BY 1, 2")]
+
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What the store holds: table counts, time range, services, batches."""

@@ -100,6 +100,9 @@ class EngineService:
                         firing[a.severity] = firing.get(a.severity, 0) + 1
             for sev in ("page", "ticket"):
                 telemetry.FIRING.labels(sev).set(firing.get(sev, 0))
+            telemetry.SLO_EVENTS.snapshot = [
+                (slo, telemetry.group_labels(grp), good, bad)
+                for slo, grp, good, bad in self.engine.slo_event_totals()]
             return results
 
         return self._job("evaluate", work) or []

@@ -4,10 +4,13 @@ port, and structured JSON logs that carry the correlation id of the job or reque
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics_core import Metric
 from pythonjsonlogger.json import JsonFormatter
 
 CORRELATION_ID: ContextVar[str] = ContextVar("correlation_id", default="-")
@@ -31,6 +34,37 @@ NOTIFY_FAILURES = Counter("sloengine_notification_failures",
                           registry=REGISTRY)
 FIRING = Gauge("sloengine_alerts_firing", "Alerts firing now.", ["severity"],
                registry=REGISTRY)
+
+
+class SloEventsCollector:
+    """``sloengine_slo_events_total{slo, good, <groupBy labels>}``: every SLO's good and bad
+    events, the counter the exported Prometheus rules read (export/promql.py). Served from a
+    snapshot the evaluate job refreshes, so a scrape never waits for the database."""
+
+    def __init__(self) -> None:
+        self.snapshot: list[tuple[str, dict[str, str], float, float]] = []
+
+    def collect(self) -> Iterator[Metric]:
+        fam = Metric("sloengine_slo_events", "Events of each SLO's SLI, by outcome.",
+                     "counter")
+        for slo, labels, good, bad in self.snapshot:
+            for flag, value in (("true", good), ("false", bad)):
+                fam.add_sample("sloengine_slo_events_total",
+                               {"slo": slo, "good": flag, **labels}, value)
+        yield fam
+
+
+SLO_EVENTS = SloEventsCollector()
+REGISTRY.register(SLO_EVENTS)
+
+
+def group_labels(grp: str) -> dict[str, str]:
+    """``route=/a,method=GET`` → Prometheus labels (names sanitised to [a-zA-Z0-9_])."""
+    out: dict[str, str] = {}
+    for part in filter(None, grp.split(",")):
+        name, _, value = part.partition("=")
+        out[re.sub(r"[^a-zA-Z0-9_]", "_", name)] = value
+    return out
 
 
 def serve_metrics(host: str, port: int) -> None:

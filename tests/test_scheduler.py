@@ -66,6 +66,21 @@ def test_service_runs_jobs_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -
         time.sleep(1.0)  # more ingest polls: the unchanged file is not taken in again
         text = httpx.get(url, timeout=1).text
         assert _metric(text, "sloengine_ingest_rows_total", table="spans") == 2
+        # the counter the exported Prometheus rules read (export/promql.py)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _metric(
+                text, "sloengine_slo_events_total", slo="orders-db-latency", good="true") == 0:
+            f2 = inbox / "db.traces.pb"
+            if not f2.exists():
+                f2.write_bytes(trace_request([span(6, 1, kind=3, attrs={
+                    "db.system.name": "postgresql", "db.namespace": "orders"})],
+                    "orders-service").SerializeToString())
+            time.sleep(0.2)
+            text = httpx.get(url, timeout=1).text
+        assert _metric(text, "sloengine_slo_events_total", slo="orders-db-latency",
+                       good="true") == 1
+        assert _metric(text, "sloengine_slo_events_total", slo="orders-db-latency",
+                       good="false") == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
