@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sloengine import cli_audit, cli_export, cli_slo, cli_trace
+from sloengine import cli_alerts, cli_audit, cli_export, cli_report, cli_slo, cli_trace
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.engine import Engine
 from sloengine.errors import SloEngineError
@@ -210,6 +210,19 @@ def run(
         print(f"SLOs at {cli_slo.iso_minute(evaluations[0].eval_minute)} "
               f"({settings.slo_dir}):")
         cli_slo.print_results(evaluations)
+    delivery = cycle.extra.get("delivery")
+    if delivery:
+        sent = {t["target"]: t["delivered"] for t in delivery.get("targets", [])}
+        print(f"alerts: {cycle.extra.get('caught_up_evaluations', 0)} past evaluation(s) "
+              f"replayed through the alert state machine; {delivery.get('delivered', 0)} "
+              f"notification(s) delivered ("
+              + (", ".join(f"{k}: {v}" for k, v in sorted(sent.items())) or "none") + "); "
+              f"notify file {settings.notify_file}"
+              + ("" if settings.notify_file.exists() else " (absent: console + "
+                 f"{settings.reports_dir / 'alerts.jsonl'})"))
+    if cycle.extra.get("reports"):
+        print(f"reports: {settings.reports_dir / 'latest' / 'index.html'} "
+              f"({len(cycle.extra['reports'])} files)")
 
 
 @app.command()
@@ -234,6 +247,8 @@ cli_slo.register(app)
 cli_audit.register(app)
 cli_trace.register(app)
 cli_export.register(app)
+cli_alerts.register(app)
+cli_report.register(app)
 
 
 def main() -> None:

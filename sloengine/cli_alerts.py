@@ -49,11 +49,14 @@ def alerts_text(view: dict[str, Any]) -> list[str]:
                "route")
     if view["targets"]:
         out.append(f"  {'notifier':<20} {'pending':>7} {'delivered':>9} {'dead':>5}  "
-                   f"{'breaker':<9} {'next retry':<26} last error")
+                   f"{'breaker':<9} {'next retry':<20} last error")
     for t in view["targets"]:
         out.append(f"  {t['target']:<20} {t['pending']:>7} {t['delivered']:>9} {t['dead']:>5}  "
-                   f"{t['breaker']:<9} {t['next_attempt_at'] or '-':<26} "
+                   f"{t['breaker']:<9} {t['next_attempt_at'] or '-':<20} "
                    f"{t['last_error'] or '-'}")
+        if t["breaker"] != "closed":
+            out.append(f"    circuit {t['breaker']} (until {t['open_until']}) after "
+                       f"{t['consecutive_failures']} failed attempts in a row")
     if view["dead"]:
         out.append("DEAD (refused by the receiver; not retried):")
         out.extend(f"  #{d['notification_id']} {d['target']} {d['dedup_key']} "

@@ -29,6 +29,8 @@ from sloengine.alerting import (
 from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
 from sloengine.compute.exemplars import bad_event_filter
 from sloengine.compute.filters import group_expr
+from sloengine.compute.history import slo_history
+from sloengine.compute.history import versions as slo_versions_used
 from sloengine.compute.pulled import (
     PullReport,
     is_pulled,
@@ -37,6 +39,8 @@ from sloengine.compute.pulled import (
     pull_slo,
     unavailable,
 )
+from sloengine.compute.report_doc import AuditHead
+from sloengine.compute.report_doc import document as report_document
 from sloengine.compute.windows import minute_of
 from sloengine.errors import ConfigError, QueryRefused, SloEngineError
 from sloengine.forensics import (
@@ -64,6 +68,7 @@ from sloengine.ingest import (
     source_info,
 )
 from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult
+from sloengine.report import render as render_report
 from sloengine.report.trace import render_trace_html
 from sloengine.settings import Settings
 from sloengine.sources import PrometheusSource
@@ -293,6 +298,12 @@ class Engine:
             return [r for s in slos for r in self._status(s, evaluate_slo(self.store, s, t), t)]
         self.materialize(slos)
         self._pull(slos, t)  # network I/O before the transaction (a pull commits per chunk)
+        return self._evaluate_at(slos, t, slo)
+
+    def _evaluate_at(self, slos: list[LoadedSLO], t: int, label: str | None
+                     ) -> list[SloResult]:
+        """Evaluate, advance the alert state machine, enqueue notifications and record the
+        evaluations — one transaction (the outbox rows commit with the state change)."""
         out: list[SloResult] = []
         with self.store.transaction():
             for s in slos:
@@ -319,8 +330,48 @@ class Engine:
                         [t, self.clock(), r.name, r.slo_version, r.objective, r.target, r.group,
                          r.status, orjson.dumps(r).decode()])
                 out.extend(results)
-            self.audit("evaluate", slo or "*", "ok", {"eval_minute": t, "results": len(out)})
+            self.audit("evaluate", label or "*", "ok", {"eval_minute": t, "results": len(out)})
         return out
+
+    def notify_config(self) -> NotifyConfig:
+        """notify_file when it exists, else the embedded default: console + a JSONL file."""
+        if self.settings.notify_file.exists():
+            return load_notify_config(self.settings.notify_file)
+        self.settings.reports_dir.mkdir(parents=True, exist_ok=True)
+        return NotifyConfig.model_validate({
+            "notifiers": {
+                "console": {"kind": "console", "details": False},
+                "file": {"kind": "file", "path": str(self.settings.reports_dir / "alerts.jsonl")},
+            },
+            "default": ["console", "file"],
+        })
+
+    def catch_up(self, t_to: datetime | None = None) -> int:
+        """Bring alert state up to ``t_to`` over data that arrived for the past (a backfill,
+        the sample data): replay finds the minutes where some tier's alert changes, and the
+        live state machine evaluates exactly those minutes, in order, so every transition is
+        recorded and notified as it would have been live. Returns the evaluations made."""
+        slos = self._selected(None)
+        end = minute_of(t_to or self.clock())
+        self.materialize(slos)
+        last = self.store.one("SELECT max(eval_minute) FROM slo_evaluations")
+        first = self.store.one("SELECT min(minute) FROM slo_buckets")
+        if first is None:
+            return 0
+        start = max(int(first), int(last) + 1 if last is not None else int(first),
+                    end - 90 * 24 * 60)
+        if start >= end:
+            return 0
+        moments: set[tuple[int, str]] = set()
+        for s in slos:
+            for iv in replay_slo(self.store, s, start, end - 1, 1):
+                for m in (iv.pending, iv.firing, iv.resolved):
+                    if m is not None:
+                        moments.add((m, s.slo.metadata.name))
+        by_name = {s.slo.metadata.name: s for s in slos}
+        for m, name in sorted(moments):
+            self._evaluate_at([by_name[name]], m, name)
+        return len(moments)
 
     def deliver(self, config: NotifyConfig | Path,
                 notifiers: Mapping[str, Notifier] | None = None) -> DeliveryReport:
@@ -422,6 +473,43 @@ class Engine:
         return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in self.store.rows(
             "SELECT slo_name, grp, sum(good), sum(total) - sum(good) FROM slo_buckets "
             "GROUP BY ALL ORDER BY 1, 2")]
+
+    # -- reports -----------------------------------------------------------------------------
+    def report(self, t_from: datetime, t_to: datetime, out: Path, fmt: str = "html", *,
+               slos: list[str] | None = None, auditor: bool = False, label: str | None = None,
+               step_minutes: int = 60) -> list[Path]:
+        """Write the report of ``[t_from, t_to)``: compute reads the history through the
+        store, report renders it; the files written (with sha256) go into the audit trail."""
+        selected = self._selected(None)
+        if slos:
+            names = {s.slo.metadata.name for s in selected}
+            unknown = sorted(set(slos) - names)
+            if unknown:
+                raise ConfigError(f"no SLO named {unknown[0]!r} in {self.settings.slo_dir}")
+            selected = [s for s in selected if s.slo.metadata.name in set(slos)]
+        a, b = minute_of(t_from), minute_of(t_to)
+        if b <= a:
+            raise ConfigError("the report period is empty: its end must be after its start")
+        if step_minutes < 1:
+            raise ConfigError("the report step must be at least 1 minute")
+        if not self.store.read_only:
+            self.materialize(selected)
+        histories = [slo_history(self.store, s, a, b, step_minutes) for s in selected]
+        head, versions = None, None
+        if auditor:
+            verdict = audit_trail.verify(self.store)
+            head = AuditHead(self.store.meta(audit_trail.HEAD_KEY), verdict.ok,
+                             verdict.entries, verdict.problem)
+            versions = slo_versions_used(self.store, selected, a, b)
+        doc = report_document(histories, a, b, step_minutes, generated_at=self.clock(),
+                              label=label, versions=versions, audit=head)
+        files = render_report(doc, fmt, out)
+        self.audit("report", str(out), "ok", {
+            "format": fmt, "from": a, "to": b, "step": step_minutes, "auditor": auditor,
+            "slos": sorted(s.slo.metadata.name for s in selected),
+            "files": [{"path": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+                      for f in files]})
+        return files
 
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -107,11 +107,42 @@ class EngineService:
 
         return self._job("evaluate", work) or []
 
+    def deliver(self) -> Any:
+        def work() -> Any:
+            report = self.engine.deliver(self.engine.notify_config())
+            waiting = sum(t.retrying for t in report.targets.values())
+            telemetry.OUTBOX_DEPTH.set(waiting)
+            for name, t in report.targets.items():
+                if t.retrying or t.dead:
+                    telemetry.NOTIFY_FAILURES.labels(name).inc(t.retrying + t.dead)
+            return report
+
+        return self._job("deliver", work)
+
+    def report(self) -> list[Any]:
+        """The HTML report of the last 30 days into reports_dir/latest (hourly job)."""
+        def work() -> list[Any]:
+            end = self.engine.clock()
+            return self.engine.report(end - timedelta(days=30), end,
+                                      self.settings.reports_dir / "latest", "html")
+
+        return self._job("report", work) or []
+
+    def catch_up(self) -> int:
+        return int(self._job("catch_up", self.engine.catch_up) or 0)
+
     # -- one cycle ----------------------------------------------------------------------
     def run_once(self, on_file: Callable[[IngestResult], None] | None = None) -> Cycle:
+        """Ingest, replay history that arrived for the past through the alert state machine,
+        evaluate now, deliver the notifications."""
         cycle = Cycle()
         cycle.ingested = self.ingest(on_file)
+        cycle.extra["caught_up_evaluations"] = self.catch_up()
         cycle.evaluations = self.evaluate()
+        report = self.deliver()
+        if report is not None:
+            cycle.extra["delivery"] = report.to_json()
+        cycle.extra["reports"] = [str(p) for p in self.report()]
         return cycle
 
     # -- forever ------------------------------------------------------------------------
@@ -134,6 +165,10 @@ class EngineService:
                       executor="ingest", next_run_time=now)
         sched.add_job(self.evaluate, "interval", seconds=s.evaluate_seconds, id="evaluate",
                       executor="evaluate", next_run_time=now)
+        sched.add_job(self.deliver, "interval", seconds=s.deliver_seconds, id="deliver",
+                      executor="deliver", next_run_time=now)
+        sched.add_job(self.report, "interval", seconds=s.report_seconds, id="report",
+                      executor="reports")
         self._scheduler = sched
 
         def stop(signum: int, _frame: FrameType | None) -> None:

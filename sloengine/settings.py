@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     #: Folders and files ingested by ``sloengine run``.
     inputs: list[Path] = Field(default_factory=lambda: [Path("sample_data")])
     reports_dir: Path = Path("reports")
+    #: Notifiers and routes (sloengine/alerting/config.py). Without the file: the console
+    #: (one line per alert) and reports_dir/alerts.jsonl (the full notice).
+    notify_file: Path = Path("notify.yaml")
     correlation_keys: list[str] = Field(
         default_factory=lambda: [
             "correlation.id", "correlation_id", "http.request.header.x-correlation-id",

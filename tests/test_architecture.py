@@ -47,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
 }
 #: third-party modules only one stage may import
-OWNED = {"duckdb": {"store"}, "prometheus_api_client": {"sources"}}
+OWNED = {"duckdb": {"store"}, "prometheus_api_client": {"sources"}, "jinja2": {"report"}}
 
 
 def _imports(path: Path) -> set[str]:

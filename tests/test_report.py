@@ -137,7 +137,7 @@ def test_alerts_agree_with_replay(sample: Engine, tmp_path: Path) -> None:
 class _Checker(HTMLParser):
     """Tags must nest and close (void elements excepted); counts tags."""
 
-    VOID = {"meta", "br", "img", "input", "hr", "link", "wbr", "col", "source"}
+    VOID = frozenset({"meta", "br", "img", "input", "hr", "link", "wbr", "col", "source"})
 
     def __init__(self) -> None:
         super().__init__()

@@ -96,6 +96,15 @@ class PagerDutyTarget(_Strict):
     severity_map: dict[str, PdSeverity] = Field(default_factory=_pd_severities)
 
 
+class ConsoleTarget(_Strict):
+    """The human-readable notice (summary and details) on the console."""
+
+    kind: Literal["console"]
+    stream: Literal["stdout", "stderr"] = "stdout"
+    #: False: the one-line summary only.
+    details: bool = True
+
+
 class FileTarget(_Strict):
     """JSON Lines appended to a file, or ``-`` for standard output (the console)."""
 
@@ -104,7 +113,7 @@ class FileTarget(_Strict):
 
 
 Target = Annotated[AlertmanagerTarget | WebhookTarget | SlackTarget | PagerDutyTarget
-                   | FileTarget, Field(discriminator="kind")]
+                   | FileTarget | ConsoleTarget, Field(discriminator="kind")]
 
 
 class Route(_Strict):

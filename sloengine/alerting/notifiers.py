@@ -21,9 +21,11 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from sloengine.alerting import notice as notice_text
 from sloengine.alerting import payloads
 from sloengine.alerting.config import (
     AlertmanagerTarget,
+    ConsoleTarget,
     FileTarget,
     NotifyConfig,
     PagerDutyTarget,
@@ -84,6 +86,24 @@ class MemoryNotifier:
 
     def keys(self) -> list[str]:
         return [n.idempotency_key for n in self.sent]
+
+    def close(self) -> None:
+        pass
+
+
+class ConsoleNotifier:
+    """What an on-call engineer reads: the summary line and the details, as text."""
+
+    def __init__(self, stream: str, details: bool = True) -> None:
+        self.stream = stream
+        self.details = details
+
+    def send(self, notice: Notice) -> None:
+        out = sys.stdout if self.stream == "stdout" else sys.stderr
+        lines = notice_text.details(notice) if self.details else []
+        text = "\n".join([notice_text.summary(notice), *(f"    {line}" for line in lines)])
+        out.write(text + "\n")
+        out.flush()
 
     def close(self) -> None:
         pass
@@ -202,6 +222,8 @@ def build(name: str, target: Target, config: NotifyConfig,
         return SlackNotifier(target, t)
     if isinstance(target, PagerDutyTarget):
         return PagerDutyNotifier(target, t)
+    if isinstance(target, ConsoleTarget):
+        return ConsoleNotifier(target.stream, target.details)
     if isinstance(target, FileTarget):
         return FileNotifier(target.path)
     raise AssertionError(f"notifier {name}: unknown kind")  # pragma: no cover

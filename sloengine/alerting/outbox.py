@@ -21,7 +21,7 @@ import orjson
 
 from sloengine.alerting.config import NotifyConfig
 from sloengine.alerting.context import BadEvents, Context, gather
-from sloengine.alerting.notice import Notice, from_json, idempotency_key, iso_minute
+from sloengine.alerting.notice import Notice, from_json, idempotency_key, iso, iso_minute
 from sloengine.alerting.payloads import notice_json
 from sloengine.alerting.state import Transition, firing
 from sloengine.spec.durations import parse_duration
@@ -216,5 +216,5 @@ def overview(store: Store, now: datetime) -> dict[str, Any]:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.isoformat()
+    return None if dt is None else iso(dt.replace(microsecond=0))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sloengine.compute.series import SeriesPlan, series_sql
+from sloengine.compute.series import SeriesPlan, point_sql
 from sloengine.model import ErrorBudget, SloResult, TierDecision
 from sloengine.spec.durations import format_duration
 from sloengine.spec.loader import LoadedSLO
@@ -33,7 +33,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 def evaluate_slo(store: Store, loaded: LoadedSLO, t: int) -> list[SloResult]:
     """Every objective × group of one SLO at minute boundary ``t`` (windows end before t)."""
-    sql, params, plan = series_sql(loaded.slo, t, t, 1)
+    sql, params, plan = point_sql(loaded.slo, t)
     frame = store.frame(sql, params)
     rows = list(frame.iter_rows(named=True))
     if not rows:  # nothing ever seen for this SLO: one "no_data" result

@@ -73,29 +73,34 @@ def conditions_sql(loaded: LoadedSLO, plan: SeriesPlan) -> tuple[list[str], list
 
 def replay_slo(store: Store, loaded: LoadedSLO, t_from: int, t_to: int, step: int
                ) -> list[AlertInterval]:
-    series, params, plan = series_sql(loaded.slo, t_from, t_to, step)
-    return replay_series(store, loaded, plan, series, params, t_to, step)
+    series, params, plan = series_sql(loaded.slo, t_from, t_to, step, ordered=False)
+    return replay_series(store, loaded, plan, series, params, t_from, t_to, step)
 
 
 def replay_series(store: Store, loaded: LoadedSLO, plan: SeriesPlan, series: str,
-                  params: list[Any], t_to: int, step: int) -> list[AlertInterval]:
-    """The alert timeline over any query with the columns of ``series_sql`` (the benchmark
-    feeds it a range-frame formulation to compare against)."""
+                  params: list[Any], t_from: int, t_to: int, step: int) -> list[AlertInterval]:
+    """The alert timeline over any query with the columns of ``series_sql`` (one row per
+    group and evaluation time; the benchmark feeds it a range-frame formulation).
+
+    Runs of true conditions are found among the true rows only: the series has a row for
+    every step, so rows k and k + 1 (k = (t − t_from) / step) with a true condition are in
+    the same run, and ``k − row_number()`` is constant along a run."""
     cols, keys = conditions_sql(loaded, plan)
     if not keys:
         return []
     unions = " UNION ALL ".join(
-        f"SELECT grp, t, '{key}' AS key, c_{key} AS c, lb_{key} AS lb, sb_{key} AS sb FROM cond"
-        for _, key, _ in keys)
+        f"SELECT grp, t, '{key}' AS key, lb_{key} AS lb, sb_{key} AS sb FROM cond"
+        f" WHERE c_{key}" for _, key, _ in keys)
     sql = f"""
 WITH s AS ({series}),
 cond AS (SELECT grp, t, {", ".join(cols)} FROM s),
 long AS ({unions}),
 isl AS (
-  SELECT *, sum(CASE WHEN c THEN 0 ELSE 1 END) OVER (PARTITION BY grp, key ORDER BY t) AS run
+  SELECT *, (t - {int(t_from)}) // {int(step)}
+    - row_number() OVER (PARTITION BY grp, key ORDER BY t) AS run
   FROM long)
 SELECT grp, key, min(t) AS start_t, max(t) AS last_t, max(lb) AS peak_lb, max(sb) AS peak_sb
-FROM isl WHERE c GROUP BY grp, key, run ORDER BY start_t, grp, key
+FROM isl GROUP BY grp, key, run ORDER BY start_t, grp, key
 """
     rows = store.rows(sql, params)
     by_key = {key: (i, tier) for i, key, tier in keys}

@@ -31,9 +31,13 @@ def attributes_dict(kvs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         v = kv.value
+        sv = v.string_value  # "" when empty or another case of the oneof
+        if sv:
+            out[kv.key] = sv
+            continue
         w = v.WhichOneof("value")
         if w == "string_value":
-            out[kv.key] = v.string_value
+            out[kv.key] = sv
         elif w == "int_value":
             out[kv.key] = v.int_value
         elif w == "double_value":

@@ -77,8 +77,8 @@ class SpanColumns:
     def close_run(self, ri: int, service: str | None, res_keys: list[str],
                   res_vals: list[str], scope_name: str | None,
                   scope_version: str | None) -> None:
-        """Fill the per-resource and per-scope columns of the rows added since the last run
-        (``ri``: the resource's position in the request)."""
+        """Record that the rows added since the last run share this resource (``ri``: its
+        position in the request) and scope."""
         k = self.n - self.run_start
         if k <= 0:
             return
@@ -132,7 +132,8 @@ def _run_column(ends: pa.Array, values: list[Any], typ: pa.DataType) -> pa.Array
 
 
 def _special_keys(correlation_keys: tuple[str, ...]) -> _Special:
-    """One lookup per attribute key: promoted keys win over correlation keys (as before)."""
+    """One lookup per attribute key. A key that is both promoted and a correlation key is
+    promoted only."""
     special: _Special = {k: (None, i) for i, k in enumerate(correlation_keys)}
     special.update(SPAN_PROMOTED)
     return special
@@ -184,9 +185,15 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                 attrs: dict[str, Any] = {}
                 for kv in sp.attributes:
                     v = kv.value
+                    # Most values are non-empty strings: one read instead of two (another
+                    # case of the oneof, or an empty string, reads as "").
+                    sv = v.string_value
+                    if sv:
+                        attrs[kv.key] = sv
+                        continue
                     w = v.WhichOneof("value")
                     if w == "string_value":
-                        attrs[kv.key] = v.string_value
+                        attrs[kv.key] = sv
                     elif w == "int_value":
                         attrs[kv.key] = v.int_value
                     elif w == "double_value":

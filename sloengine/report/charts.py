@@ -104,7 +104,9 @@ class TimeScale:
         span = self.t1 - self.t0
         step, fmt = next(((s, f) for s, f in _TIME_STEPS if span / s <= max_ticks),
                          _TIME_STEPS[-1])
-        first = -(-self.t0 // step) * step
+        # day-or-longer ticks at UTC midnight; weekly ones on Mondays (1970-01-05 was one)
+        base = 4 * 1440 if step >= 10080 else 0
+        first = -(-(self.t0 - base) // step) * step + base
         return [Tick(round(self.x(t), 1),
                      datetime.fromtimestamp(t * 60, UTC).strftime(fmt))
                 for t in range(first, self.t1 + 1, step)]
@@ -184,7 +186,9 @@ def timeline(title: str, t0: int, t1: int, rows: Sequence[tuple[str, Sequence[
     is drawn at least 3 px wide so that a one-minute alert stays visible."""
     row_h = 26
     height = TOP + BOTTOM + row_h * max(len(rows), 1)
-    c = Chart(title, height=height, left=150, bottom=height - BOTTOM)
+    # room for the longest row label (about 6.5 px a character at 11 px)
+    left = min(max(150, int(6.5 * max((len(label) for label, _ in rows), default=0)) + 16), 360)
+    c = Chart(title, height=height, left=left, bottom=height - BOTTOM)
     xs = TimeScale(t0, t1, c.left, c.right)
     c.x_ticks = xs.ticks()
     for i, (label, items) in enumerate(rows):

@@ -149,17 +149,18 @@ def slo_view(s: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     series = s["series"]
     targets = sorted({x["target"] for x in series} or {o["target"] for o in s["objectives"]})
     step = doc["period"]["step_minutes"]
+
     def lines(key: str, alone: str) -> list[tuple[str, list[tuple[int, float | None]]]]:
         return [(_label(x, many_obj, alone), [(minute(p["t"]), p[key]) for p in x["points"]])
                 for x in series]
 
     win = lines("sli", f"SLI ({s['window']})")
-    hourly = lines("step_sli", f"SLI per {minutes(step)}")
+    per_step = lines("step_sli", f"SLI per {minutes(step)}")
     budget = lines("remaining_ratio", "budget remaining")
     charts = []
     for title, y_title, data, include in (
             (f"SLI over the SLO window ({s['window']})", "SLI", win, targets),
-            (f"SLI per {minutes(step)} step", "SLI", hourly, targets),
+            (f"SLI per {minutes(step)} step", "SLI", per_step, targets),
             ("Error budget remaining", "budget left", budget, [0.0, 1.0])):
         chart, xs, ys = line_chart(title, y_title, t0, t1, data, include=include)
         if ys is not None:

@@ -16,7 +16,7 @@ import duckdb
 
 from sloengine.errors import QueryRefused, StoreError
 from sloengine.model import BatchCounts, Chunk, DeadLetter, SourceInfo
-from sloengine.store import migrate
+from sloengine.store import layout, migrate
 
 #: (table, dedup key columns, time column used to prune the duplicate check by zone maps)
 _DEDUP = {
@@ -276,6 +276,17 @@ class Store:
         finally:
             con.unregister("_dl")
         return len(dead)
+
+    # -- physical layout (store/layout.py) -----------------------------------------------
+    def optimize_layout(self, *, rebuild: bool = False) -> layout.LayoutReport:
+        """Index the batches appended since the last run in the id index of forensics (a
+        merge run: seconds per million new spans), or rebuild it from all data. The engine
+        runs it on a schedule; lookups read what is not indexed yet directly."""
+        return layout.optimize(self, rebuild=rebuild)
+
+    def layout_state(self) -> layout.LayoutState | None:
+        """What the id index covers (None: never built, lookups scan)."""
+        return layout.state(self)
 
     # -- summaries ------------------------------------------------------------------------
     def table_counts(self) -> dict[str, int]:
