@@ -23,7 +23,7 @@ def need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
         msg = (f"{binary} is not installed (Debian packages prometheus, "
-               "prometheus-alertmanager; .ci/run installs them)")
+               "prometheus-alertmanager, chromium; .ci/run installs them)")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg)
         pytest.skip(msg)
