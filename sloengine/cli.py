@@ -9,6 +9,8 @@ Exit codes: 0 success; 1 the command ran but found a problem (rejected records);
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,6 +73,35 @@ def _file_line(r: IngestResult) -> str:
     return "; ".join(parts)
 
 
+@contextmanager
+def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None] | None,
+                                              Callable[[IngestResult], None] | None]]:
+    """A progress bar on a terminal (rich), one line per file otherwise, nothing for --json."""
+    if not enabled:
+        yield None, None
+        return
+    if not sys.stderr.isatty():
+        yield None, lambda r: _err(_file_line(r))
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), console=Console(stderr=True),
+                  transient=False) as bar:
+        task = bar.add_task("", total=None)
+
+        def total(n: int) -> None:
+            bar.update(task, total=n)
+
+        def done(r: IngestResult) -> None:
+            bar.update(task, advance=1, description=Path(r.info.source).name)
+            if r.counts.rejected:
+                bar.console.print(_file_line(r))
+
+        yield total, done
+
+
 def _ingest_report(results: list[IngestResult], db: str, as_json: bool) -> int:
     rejected = sum(r.counts.rejected for r in results)
     if as_json:
@@ -112,9 +143,8 @@ def ingest(
 ) -> None:
     """Ingest OTLP (protobuf, JSON, JSON Lines) and JSON-lines access logs into the store."""
     settings = settings_from(config, db=db)
-    with Engine(settings) as engine:
-        on_file = None if as_json else (lambda r: _err(_file_line(r)))
-        results = engine.ingest(paths, on_file=on_file)
+    with Engine(settings) as engine, _progress(enabled=not as_json) as (on_total, on_file):
+        results = engine.ingest(paths, on_file=on_file, on_total=on_total)
         skipped = engine.last_skipped
     if skipped and not as_json:
         _err(f"skipped {len(skipped)} file(s) that are not telemetry: "

@@ -157,13 +157,17 @@ class Engine:
         return self._read_options
 
     def ingest(self, paths: Iterable[str | Path],
-               on_file: Callable[[IngestResult], None] | None = None) -> list[IngestResult]:
+               on_file: Callable[[IngestResult], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> list[IngestResult]:
         """Ingest files, folders and globs. Each file is one lineage batch; each chunk of it
         is committed atomically, so a crash loses at most the chunk in flight, and ingesting
         the file again completes it without duplicates."""
         results = []
         self.last_skipped = []
-        for path in expand((str(p) for p in paths), self.last_skipped):
+        files = expand((str(p) for p in paths), self.last_skipped)
+        if on_total is not None:
+            on_total(len(files))
+        for path in files:
             result = self.ingest_file(path)
             results.append(result)
             if on_file is not None:
