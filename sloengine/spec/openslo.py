@@ -27,189 +27,36 @@ condition kinds, threshold metrics over Prometheus, rolling windows in months/qu
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar
-
-from pydantic import Field
+from typing import Any
 
 from sloengine.spec.durations import format_duration, parse_duration
 from sloengine.spec.importers import (
-    CamelForeign,
     Lines,
     Native,
     Source,
-    Text,
     labels_to_owner,
     parse,
     percent,
 )
 from sloengine.spec.loader import DocContext
-
-S = TypeVar("S")
-METHODS = ("Occurrences", "Timeslices", "RatioTimeslices")
-CALENDAR = {"1w": "week", "7d": "week", "week": "week", "1M": "month", "month": "month",
-            "1Q": "quarter", "3M": "quarter", "quarter": "quarter"}
-MINUTE = timedelta(minutes=1)
-
-
-class OMeta(CamelForeign):
-    name: Text
-    display_name: Text | None = None
-    labels: dict[str, Text | list[Text]] = Field(default_factory=dict)
-    annotations: dict[str, Text] = Field(default_factory=dict)
-
-
-class ODoc(CamelForeign):
-    api_version: Text
-    kind: Text
-    metadata: OMeta
-    spec: dict[str, Any] = Field(default_factory=dict)
-
-
-class OMetricSource(CamelForeign):
-    metric_source_ref: Text | None = None
-    type: Text | None = None
-    spec: dict[str, Any] = Field(default_factory=dict)
-
-
-class OMetric(CamelForeign):
-    metric_source: OMetricSource
-
-
-class ORatio(CamelForeign):
-    counter: bool | None = None
-    good: OMetric | None = None
-    bad: OMetric | None = None
-    total: OMetric | None = None
-    raw_type: Text | None = None
-    raw: OMetric | None = None
-
-
-class OSLISpec(CamelForeign):
-    description: Text | None = None
-    threshold_metric: OMetric | None = None
-    ratio_metric: ORatio | None = None
-
-
-class OInlineSLI(CamelForeign):
-    metadata: OMeta | None = None
-    spec: OSLISpec
-
-
-class OCalendar(CamelForeign):
-    start_time: Any = None
-    time_zone: Text | None = None
-
-
-class OTimeWindow(CamelForeign):
-    duration: Text
-    is_rolling: bool | None = None
-    calendar: OCalendar | None = None
-
-
-class OObjective(CamelForeign):
-    display_name: Text | None = None
-    op: Text | None = None
-    value: float | Text | None = None
-    target: float | None = None
-    target_percent: float | None = None
-    time_slice_target: float | None = None
-    time_slice_window: Text | None = None
-    indicator: dict[str, Any] | None = None
-    indicator_ref: Text | None = None
-    composite_weight: float | None = None
-
-
-class OBurnRate(CamelForeign):
-    kind: Text = "burnrate"
-    op: Text | None = None
-    threshold: float
-    lookback_window: Text
-    alert_after: Text | None = None
-
-
-class OConditionSpec(CamelForeign):
-    description: Text | None = None
-    severity: Text | None = None
-    condition: OBurnRate
-
-
-class OConditionItem(CamelForeign):
-    condition_ref: Text | None = None
-    kind: Text | None = None
-    metadata: OMeta | None = None
-    spec: OConditionSpec | None = None
-
-
-class OPolicySpec(CamelForeign):
-    description: Text | None = None
-    alert_when_no_data: bool | None = None
-    alert_when_breaching: bool | None = None
-    alert_when_resolved: bool | None = None
-    conditions: list[OConditionItem] = Field(default_factory=list)
-    notification_targets: list[Any] = Field(default_factory=list)
-
-
-class OPolicyItem(CamelForeign):
-    alert_policy_ref: Text | None = None
-    kind: Text | None = None
-    metadata: OMeta | None = None
-    spec: OPolicySpec | None = None
-
-
-class OSLOSpec(CamelForeign):
-    description: Text | None = None
-    service: Text | None = None
-    indicator: OInlineSLI | None = None
-    indicator_ref: Text | None = None
-    budgeting_method: Text | None = None
-    time_window: list[OTimeWindow] = Field(default_factory=list)
-    objectives: list[OObjective] = Field(default_factory=list)
-    alert_policies: list[Text | OPolicyItem] = Field(default_factory=list)
-
-
-class ODataSourceSpec(CamelForeign):
-    description: Text | None = None
-    type: Text | None = None
-    connection_details: Any = None
-
-
-class OOtherSpec(CamelForeign):
-    """Service and AlertNotificationTarget: nothing of theirs reaches the native model."""
-
-    description: Text | None = None
-    target: Any = None
-
-
-SPECS: dict[str, type[CamelForeign]] = {
-    "SLO": OSLOSpec, "SLI": OSLISpec, "AlertPolicy": OPolicySpec,
-    "AlertCondition": OConditionSpec, "DataSource": ODataSourceSpec, "Service": OOtherSpec,
-    "AlertNotificationTarget": OOtherSpec,
-}
-
-
-@dataclass(slots=True)
-class Ref(Generic[S]):
-    """A named document of the file with its parsed spec (None when it did not parse)."""
-
-    meta: OMeta
-    src: Source
-    spec: S | None
-
-
-@dataclass(slots=True)
-class Index:
-    docs: dict[str, dict[str, Ref[Any]]] = field(default_factory=dict)
-    used: set[tuple[str, str]] = field(default_factory=set)
-
-    def get(self, kind: str, name: str) -> Ref[Any] | None:
-        ref = self.docs.get(kind, {}).get(name)
-        if ref is not None:
-            self.used.add((kind, name))
-        return ref
+from sloengine.spec.openslo_alerts import _tiers
+from sloengine.spec.openslo_model import (
+    CALENDAR,
+    METHODS,
+    SPECS,
+    Index,
+    ODoc,
+    OMeta,
+    OMetric,
+    OObjective,
+    ORatio,
+    OSLISpec,
+    OSLOSpec,
+    OTimeWindow,
+    Ref,
+)
 
 
 def convert(docs: list[tuple[dict[str, Any], Source]]) -> list[tuple[Native, DocContext]]:
@@ -603,111 +450,3 @@ def _start_time(value: Any, period: str, src: Source) -> None:
                  "weeks on Monday 00:00, in the time zone)")
 
 
-def _tiers(spec: OSLOSpec, sp: Source, idx: Index, lines: Lines) -> list[Native] | None:
-    if not spec.alert_policies:
-        return None  # sloengine's default policy (SRE workbook tiers for the period)
-    tiers: list[Native] = []
-    for i, item in enumerate(spec.alert_policies):
-        at = sp.at("alertPolicies", i)
-        if isinstance(item, str) or item.alert_policy_ref is not None:
-            name = item if isinstance(item, str) else item.alert_policy_ref
-            assert name is not None
-            ref = idx.get("AlertPolicy", name)
-            where = () if isinstance(item, str) else ("alertPolicyRef",)
-            if ref is None:
-                at.error(where, f"no AlertPolicy named {name!r} in this file")
-                continue
-            if ref.spec is None:
-                at.error(where, f"AlertPolicy {name!r} has errors")
-                continue
-            policy, ps = ref.spec, ref.src.at("spec")
-        elif item.spec is not None:
-            policy, ps = item.spec, at.at("spec")
-            name = item.metadata.name if item.metadata is not None else f"policy-{i}"
-        else:
-            at.error((), "give alertPolicyRef or an inline AlertPolicy (kind, metadata, spec)")
-            continue
-        _policy(policy, name, ps, idx, lines, tiers)
-    return tiers
-
-
-def _policy(policy: OPolicySpec, name: str, ps: Source, idx: Index, lines: Lines,
-            tiers: list[Native]) -> None:
-    if policy.alert_when_no_data:
-        ps.warn(("alertWhenNoData",), "not imported: sloengine reports no data as a status and "
-                "does not alert on it")
-    if policy.alert_when_resolved is not None:
-        ps.warn(("alertWhenResolved",), "not imported: resolution notices are a notifier "
-                "setting in sloengine")
-    if policy.notification_targets:
-        ps.warn(("notificationTargets",), "notification targets are not imported: route "
-                "alerts by severity and labels with sloengine notifiers")
-    if not policy.conditions:
-        ps.warn(("conditions",), f"AlertPolicy {name!r} has no conditions: it alerts on nothing")
-    for j, c in enumerate(policy.conditions):
-        at = ps.at("conditions", j)
-        if c.condition_ref is not None:
-            ref = idx.get("AlertCondition", c.condition_ref)
-            if ref is None or ref.spec is None:
-                what = "has errors" if ref is not None else "is not in this file"
-                at.error(("conditionRef",), f"AlertCondition {c.condition_ref!r} {what}")
-                continue
-            cond, cs, cname = ref.spec, ref.src.at("spec"), c.condition_ref
-        elif c.spec is not None:
-            cond, cs = c.spec, at.at("spec")
-            cname = c.metadata.name if c.metadata is not None else f"{name}-{j}"
-        else:
-            at.error((), "give conditionRef or an inline AlertCondition (kind, metadata, spec)")
-            continue
-        taken = {t["name"] for t in tiers}
-        unique = cname if cname not in taken else f"{cname}-{len(tiers)}"
-        tier = _tier(cond, cs, unique, policy.alert_when_breaching is not False)
-        if tier is not None:
-            n = ("spec", "alerting", "tiers", len(tiers))
-            lines.mark(n, cs)
-            for key, path in (("severity", ("severity",)), ("burnRate", ("condition", "threshold")),
-                              ("longWindow", ("condition", "lookbackWindow")),
-                              ("shortWindow", ("condition", "lookbackWindow")),
-                              ("for", ("condition", "alertAfter"))):
-                lines.mark((*n, key), cs, path)
-            tiers.append(tier)
-
-
-def _tier(spec: OConditionSpec, cs: Source, name: str, enabled: bool) -> Native | None:
-    """An OpenSLO burn-rate condition → one multi-window tier: ``burnRate`` = threshold,
-    ``longWindow`` = lookbackWindow, ``shortWindow`` = lookbackWindow / 12 (the SRE Workbook
-    ratio, ch. 5 "Alerting on SLOs": 1h/5m, 6h/30m, 1d/2h, 3d/6h), rounded up to whole
-    minutes, ``for`` = alertAfter, severity = the condition's severity. OpenSLO checks one
-    window only, so every mapping is reported as approximate (the short window makes the tier
-    reset quickly once the errors stop)."""
-    c = spec.condition
-    if c.kind.lower() != "burnrate":
-        cs.error(("condition", "kind"), f"alert condition kind {c.kind!r} is not supported "
-                 "(only burnrate)")
-        return None
-    try:
-        long = parse_duration(c.lookback_window)
-    except (ValueError, OverflowError) as exc:
-        cs.error(("condition", "lookbackWindow"), f"lookbackWindow: {exc}")
-        return None
-    short = long / 12
-    if short % MINUTE:
-        short = MINUTE * math.ceil(short / MINUTE)
-    if (c.op or "gt").lower() in ("lt", "lte"):
-        cs.warn(("condition", "op"), f"op {c.op} read as gt: a tier fires when the burn rate "
-                "exceeds the threshold")
-    severity = spec.severity
-    if not severity:
-        cs.warn(("severity",), "no severity: 'page' assumed")
-        severity = "page"
-    tier: Native = {"name": name, "severity": severity, "longWindow": format_duration(long),
-                    "shortWindow": format_duration(short), "burnRate": c.threshold}
-    if c.alert_after is not None and not re.fullmatch(r"0+[a-zA-Z]*", c.alert_after):
-        tier["for"] = c.alert_after
-    if not enabled:
-        tier["enabled"] = False
-    cs.warn(("condition",), f"burn-rate condition {name!r} mapped approximately: OpenSLO "
-            f"checks one window ({c.lookback_window}); sloengine also requires a short window "
-            f"of {format_duration(short)} (lookbackWindow/12, SRE workbook) to exceed "
-            f"{c.threshold:g}")
-    return tier
