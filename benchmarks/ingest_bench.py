@@ -587,21 +587,24 @@ def run_floor(path: Path) -> dict[str, Any]:
     )
 
     data = path.read_bytes()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     req = ExportTraceServiceRequest()
     req.ParseFromString(data)
     t1 = time.perf_counter()
     n = floor_loop(req)
     t2 = time.perf_counter()
-    return {"spans": n, "parse_s": t1 - t0, "loop_s": t2 - t1, "total_s": t2 - t0}
+    return {"spans": n, "parse_s": t1 - t0, "loop_s": t2 - t1, "total_s": t2 - t0,
+            "cpu_s": time.process_time() - c0}
 
 
 # --------------------------------------------------------------------------------------
 # Child processes
 # --------------------------------------------------------------------------------------
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float, int]:
-    """Run ``cmd``; returns (stdout, wall seconds, peak RSS in bytes of that child).
+def run_child(cmd: list[str], env: dict[str, str] | None = None
+              ) -> tuple[str, float, int, float]:
+    """Run ``cmd``; returns (stdout, wall seconds, peak RSS in bytes, CPU seconds) of the child.
 
     Peak RSS comes from ``os.wait4`` — the same rusage that ``resource.getrusage(
     RUSAGE_CHILDREN)`` accumulates, but for this one child, so runs do not mask each other."""
@@ -618,7 +621,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, f
         out, err = fout.read(), ferr.read()
     if rc != 0:
         raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}\n{err.decode()[-4000:]}")
-    return out.decode(), wall, _maxrss_bytes(usage.ru_maxrss)
+    return out.decode(), wall, _maxrss_bytes(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
 
 
 def _maxrss_bytes(v: int) -> int:
@@ -635,11 +638,11 @@ def ingest(path: Path, db: Path, extra_env: dict[str, str] | None = None) -> dic
         p.unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(extra_env or {})
-    out, wall, rss = run_child([*sloengine_cmd(), "ingest", str(path), "--db", str(db),
-                                "--json"], env)
+    out, wall, rss, cpu = run_child([*sloengine_cmd(), "ingest", str(path), "--db", str(db),
+                                     "--json"], env)
     report = json.loads(out)
     stored = count_spans(db)
-    return {"wall_s": wall, "peak_rss_bytes": rss, "stored_spans": stored,
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_bytes": rss, "stored_spans": stored,
             "accepted": report["totals"]["accepted"], "rejected": report["totals"]["rejected"]}
 
 
@@ -666,7 +669,7 @@ def _mb(b: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--spans", type=int, default=1_000_000, help="spans in the protobuf file")
-    ap.add_argument("--jsonl-spans", type=int, default=100_000,
+    ap.add_argument("--jsonl-spans", type=int, default=50_000,
                     help="N for the memory check (N and 10×N spans of JSON Lines)")
     ap.add_argument("--out", type=Path, default=HERE / "out", help="cache and result folder")
     ap.add_argument("--seed", type=int, default=42)
@@ -693,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {platform.python_version()}, {os.cpu_count()} cpu(s); spans={args.spans:,}"
           + (f"; SLOENGINE_CHUNK_RECORDS={args.chunk_records}" if env else ""), flush=True)
 
+    load_before = os.getloadavg()
     pb, gen_s = cached(out, "proto", args.spans, args.seed)
     size = pb.stat().st_size
     print(f"input {pb.name}: {size / 2**20:,.1f} MiB"
@@ -700,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
 
     floors, e2es = [], []
     for i in range(args.repeat):
-        fout, _, frss = run_child([sys.executable, __file__, "--_floor", str(pb)])
+        fout, _, frss, _ = run_child([sys.executable, __file__, "--_floor", str(pb)])
         f = json.loads(fout)
         f["peak_rss_bytes"] = frss
         floors.append(f)
@@ -735,15 +739,21 @@ def main(argv: list[str] | None = None) -> int:
         memory["rss_ratio"] = memory["big"]["peak_rss_bytes"] / memory["small"]["peak_rss_bytes"]
 
     verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
+    cpu_ratio = floor["cpu_s"] / e2e["cpu_s"]
+    load_after = os.getloadavg()
+    busy = max(load_before[0], load_after[0]) > (os.cpu_count() or 1)
     print()
-    print(f"{'measure':<34}{'seconds':>9}{'spans/s':>12}{'peak RSS':>12}")
+    print(f"{'measure':<34}{'seconds':>9}{'spans/s':>12}{'peak RSS':>12}{'CPU s':>9}")
     print(f"{'decode floor (parse + fields)':<34}{floor['total_s']:>9.2f}{floor_rate:>12,.0f}"
-          f"{_mb(floor['peak_rss_bytes']):>12}")
+          f"{_mb(floor['peak_rss_bytes']):>12}{floor['cpu_s']:>9.2f}")
     print(f"{'  of which ParseFromString':<34}{floor['parse_s']:>9.2f}"
           f"{args.spans / floor['parse_s']:>12,.0f}")
     print(f"{'sloengine ingest (end to end)':<34}{e2e['wall_s']:>9.2f}{e2e_rate:>12,.0f}"
-          f"{_mb(e2e['peak_rss_bytes']):>12}")
+          f"{_mb(e2e['peak_rss_bytes']):>12}{e2e['cpu_s']:>9.2f}")
     print(f"e2e / floor = {ratio:.2f}  (target >= {TARGET_RATIO}): {verdict}")
+    print(f"  CPU-time ratio {cpu_ratio:.2f}; load average {load_before[0]:.1f} before and "
+          f"{load_after[0]:.1f} after, {os.cpu_count()} cpu(s)"
+          + (" — the machine was busy: wall times are inflated" if busy else ""))
     if memory:
         s, b = memory["small"], memory["big"]
         print(f"JSON Lines peak RSS: {s['spans']:,} spans {_mb(s['peak_rss_bytes'])}, "
@@ -760,6 +770,8 @@ def main(argv: list[str] | None = None) -> int:
         "floor": {**floor, "spans_per_s": floor_rate},
         "e2e": {**e2e, "spans_per_s": e2e_rate},
         "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "load_average": {"before": load_before, "after": load_after},
         "target_ratio": TARGET_RATIO,
         "pass": ratio >= TARGET_RATIO,
         "runs": {"floor": floors, "e2e": e2es},

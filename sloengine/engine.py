@@ -9,6 +9,7 @@ import hashlib
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -60,14 +61,18 @@ from sloengine.ingest import (
     DEFAULT_PATTERNS,
     AccessLogMapping,
     DecodeOptions,
+    DecodeState,
     ReadOptions,
     Redactor,
     ValuePattern,
+    decode_json,
+    decode_proto,
     expand,
     read_file,
+    redact_chunk,
     source_info,
 )
-from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult
+from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult, SourceInfo
 from sloengine.report import render as render_report
 from sloengine.report.trace import render_trace_html
 from sloengine.settings import Settings
@@ -79,6 +84,21 @@ Clock = Callable[[], datetime]
 
 #: Raw bytes of a whole unreadable file are kept in its dead letter up to this size.
 _MAX_RAW_FILE = 16 << 20
+#: The tables each OTLP signal fills (the first one counts the signal's records).
+_SIGNAL_TABLES = {"traces": ("spans", "span_events"), "logs": ("logs",),
+                  "metrics": ("metric_points",)}
+
+
+@dataclass(slots=True)
+class DecodedRequest:
+    """One OTLP/HTTP request body, decoded and redacted but not stored. ``problem`` says why
+    the body cannot be read at all (the receiver answers 400); otherwise ``rejected`` are
+    the records that go to dead letters (a partial success)."""
+
+    chunks: list[Chunk]
+    accepted: int
+    rejected: list[DeadLetter]
+    problem: str | None = None
 
 
 def system_clock() -> datetime:
@@ -216,6 +236,59 @@ class Engine:
             raw = path.read_bytes() if info.size_bytes <= _MAX_RAW_FILE else b""
             reason = f"file cannot be read to the end: {exc}"
             self._store_chunk(result, Chunk(dead_letters=[DeadLetter("file", reason, raw)]))
+        self.store.finish_batch(bid, counts)
+        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
+            "batch_id": bid, "sha256": info.sha256, "format": info.format,
+            "signal": info.signal, "accepted": counts.accepted,
+            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
+        return result
+
+    def decode_request(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"]
+                       ) -> DecodedRequest:
+        """Decode an OTLP/HTTP request body of ``signal`` without the database (safe outside
+        the writer's lock once ``read_options()`` has been made by the writer)."""
+        if signal not in _SIGNAL_TABLES:
+            raise ConfigError(f"unknown OTLP signal {signal!r}")
+        opts = self.read_options()
+        if fmt == "otlp-json" and data.strip() == b"{}":
+            return DecodedRequest([], 0, [])  # an empty request is valid OTLP/JSON
+        state = DecodeState(opts.decode)
+        decoded = (decode_proto(data, signal, state) if fmt == "otlp-proto"
+                   else decode_json(data, signal, state))
+        chunks = [redact_chunk(c, opts.redactor) for c in decoded]
+        rejected = [d for c in chunks for d in c.dead_letters]
+        tables = {t for c in chunks for t in c.tables()}
+        main = _SIGNAL_TABLES[signal][0]
+        accepted = sum(c.tables()[main].num_rows for c in chunks if main in c.tables())
+        problem = None
+        if tables - set(_SIGNAL_TABLES[signal]):
+            problem = f"the body is not an OTLP {signal} request"
+        elif not accepted and any(d.location in ("message", "document") for d in rejected):
+            problem = next(d.reason for d in rejected if d.location in ("message", "document"))
+        return DecodedRequest(chunks, accepted, rejected, problem)
+
+    def ingest_bytes(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"],
+                     sender: str, *, decoded: DecodedRequest | None = None) -> IngestResult:
+        """Store one received OTLP/HTTP request body as a lineage batch (source
+        ``http:<sender>``), as ingest_file stores a file: a body already stored whole (a
+        client's retry, a spool drained again after a crash) becomes a ``duplicate`` batch,
+        records already stored are skipped, bad records go to dead letters. ``decoded``:
+        the receiver's decode_request of these bytes, to decode once."""
+        info = SourceInfo(f"http:{sender}", fmt, signal, hashlib.sha256(data).hexdigest(),
+                          len(data))
+        dup = self.store.find_complete_batch(info.sha256)
+        if dup is not None:
+            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
+            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
+                                                     "duplicate_of": dup.batch_id})
+            return IngestResult(info, bid, dup.batch_id, BatchCounts())
+        if decoded is None:
+            decoded = self.decode_request(data, signal, fmt)
+        bid = self.store.begin_batch(info)
+        result = IngestResult(info, bid, None, BatchCounts())
+        for chunk in decoded.chunks:
+            self._store_chunk(result, chunk)
+        counts = result.counts
         self.store.finish_batch(bid, counts)
         self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
             "batch_id": bid, "sha256": info.sha256, "format": info.format,

@@ -7,6 +7,10 @@ APScheduler 3 scheduler.
   does not starve ingest or evaluation of threads. Database work is serialised by one lock
   (DuckDB connections are not for concurrent use); network waits happen outside it.
 - SIGTERM / SIGINT drain: running jobs finish, nothing new starts, the store closes cleanly.
+- The OTLP/HTTP receiver (sloengine/api/) runs on a thread of this process: requests are
+  spooled to disk before their 200, and the ``spool`` job (a thread the receiver wakes)
+  stores them as the one writer. The spool is drained on start (batches acknowledged before
+  a crash) and on stop.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from sloengine import telemetry
+from sloengine.api import HttpServer, Receiver, Spool, build_app
 from sloengine.engine import Engine
 from sloengine.model import IngestResult, SloResult
 from sloengine.settings import Settings
@@ -49,20 +54,24 @@ class EngineService:
         self.settings = settings
         self.engine = engine or Engine(settings)
         self.lock = threading.RLock()
-        self._scheduler: BlockingScheduler | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self.receiver: Receiver | None = None
 
     def close(self) -> None:
         with self.lock:
             self.engine.close()
 
     # -- jobs ---------------------------------------------------------------------------
-    def _job(self, name: str, fn: Callable[[], Any]) -> Any:
+    def _job(self, name: str, fn: Callable[[], Any], *, locked: bool = True) -> Any:
         token = telemetry.CORRELATION_ID.set(f"{name}-{uuid.uuid4().hex[:12]}")
-        self.engine.correlation_id = telemetry.CORRELATION_ID.get()
         started = time.perf_counter()
         try:
-            with self.lock:
+            if not locked:  # fn takes the lock (and sets the id) around each piece of DB work
                 result = fn()
+            else:
+                with self.lock:
+                    self.engine.correlation_id = telemetry.CORRELATION_ID.get()
+                    result = fn()
             telemetry.JOB_RUNS.labels(name, "ok").inc()
             return result
         except Exception:
@@ -128,6 +137,39 @@ class EngineService:
 
         return self._job("report", work) or []
 
+    def drain_spool(self) -> int:
+        """Store the batches the OTLP/HTTP receiver spooled (one lock per batch, so
+        evaluation is not held up behind a long spool)."""
+        receiver = self.receiver
+        if receiver is None:
+            return 0
+        return len(self._job("spool", receiver.drain, locked=False) or [])
+
+    def _drain_loop(self, receiver: Receiver) -> None:
+        """The spool job: store spooled batches as soon as the receiver has some (it wakes
+        this thread; ``drain_seconds`` is the fallback poll), until the service stops."""
+        while not receiver.closing.is_set():
+            receiver.wake.wait(self.settings.http.drain_seconds)
+            receiver.wake.clear()
+            if receiver.spool.batches and not receiver.closing.is_set():
+                self.drain_spool()
+
+    def _receiver(self) -> HttpServer | None:
+        """The receiver and its server (bound now, so a port in use fails before anything
+        runs), after the spool left by the previous run is stored."""
+        http = self.settings.http
+        if not http.enabled:
+            return None
+        spool = Spool(http.spool_dir or self.settings.db.with_name(self.settings.db.name
+                                                                    + ".spool"),
+                      max_bytes=http.spool_max_bytes, max_batches=http.spool_max_batches)
+        self.receiver = Receiver(self.engine, spool, self.lock, http)
+        server = HttpServer(build_app(self.receiver), http.host, http.port)
+        if spool.batches:
+            log.info("draining %d spooled batch(es) left by the previous run", spool.batches)
+            self.drain_spool()
+        return server
+
     def catch_up(self) -> int:
         return int(self._job("catch_up", self.engine.catch_up) or 0)
 
@@ -147,9 +189,10 @@ class EngineService:
 
     # -- forever ------------------------------------------------------------------------
     def serve(self) -> None:
-        """Run the jobs until SIGTERM/SIGINT, then drain and stop."""
+        """Run the jobs (on the scheduler's threads) until SIGTERM/SIGINT, then stop taking
+        requests, let running jobs finish, store what is spooled and close the store."""
         s = self.settings.schedule
-        sched = BlockingScheduler(
+        sched = BackgroundScheduler(
             executors={
                 "ingest": ThreadPoolExecutor(1),
                 "evaluate": ThreadPoolExecutor(1),
@@ -170,10 +213,18 @@ class EngineService:
         sched.add_job(self.report, "interval", seconds=s.report_seconds, id="report",
                       executor="reports")
         self._scheduler = sched
+        try:
+            server = self._receiver()
+        except BaseException:
+            self.close()
+            raise
+
+        stopping: list[int] = []
 
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: draining running jobs and stopping", signum)
-            sched.shutdown(wait=True)
+            # Only a flag: the handler runs on the main thread between two bytecodes, maybe
+            # inside a lock (a thread pool's, a logging handler's) that stopping would need.
+            stopping.append(signum)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -181,10 +232,31 @@ class EngineService:
             telemetry.serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
             log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host,
                      self.settings.metrics_port)
-        log.info("engine running: db %s, inputs %s, SLOs %s", self.settings.db,
-                 [str(p) for p in self.settings.inputs], self.settings.slo_dir)
+        drainer = None
         try:
+            if server is not None and self.receiver is not None:
+                drainer = threading.Thread(target=self._drain_loop, args=(self.receiver,),
+                                           name="spool-drain")
+                drainer.start()
+                server.start()
+                log.info("OTLP/HTTP receiver on http://%s:%d/v1/{traces,logs,metrics}",
+                         server.host, server.port)
+            log.info("engine running: db %s, inputs %s, SLOs %s", self.settings.db,
+                     [str(p) for p in self.settings.inputs], self.settings.slo_dir)
             sched.start()
+            while not stopping:
+                time.sleep(0.1)
+            log.info("signal %s: draining running jobs and stopping", stopping[0])
         finally:
+            if server is not None and self.receiver is not None:
+                self.receiver.closing.set()
+                server.stop()  # no new requests; those in flight finish (spooled)
+                self.receiver.wake.set()
+            if drainer is not None:
+                drainer.join()
+            if sched.running:
+                sched.shutdown(wait=True)
+            if self.receiver is not None:
+                self.receiver.drain(time.monotonic() + 30, final=True)
             self.close()
             log.info("stopped")

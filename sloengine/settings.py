@@ -71,6 +71,25 @@ class ScheduleSettings(_Strict):
     misfire_grace_seconds: float = Field(default=30, ge=1)
 
 
+class HttpSettings(_Strict):
+    """The OTLP/HTTP receiver that ``sloengine run`` serves (sloengine/api/)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=4318, ge=1, le=65535)
+    #: Largest request body, before and after gzip (bigger: 413).
+    max_body_bytes: int = Field(default=16 << 20, ge=1024)
+    #: Accepted batches wait here, fsync'd, until the single writer stores them.
+    #: Unset: ``<db>.spool`` beside the database file.
+    spool_dir: Path | None = None
+    #: A full spool answers 429 with Retry-After (backpressure, not loss).
+    spool_max_bytes: int = Field(default=256 << 20, ge=1)
+    spool_max_batches: int = Field(default=10_000, ge=1)
+    #: The drain job wakes when a batch is spooled, and at least this often (seconds).
+    drain_seconds: float = Field(default=1.0, gt=0)
+    retry_after_seconds: int = Field(default=1, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything the engine needs to know, with defaults that work on a fresh clone."""
 
@@ -101,6 +120,8 @@ class Settings(BaseSettings):
     #: The engine's own Prometheus metrics on 127.0.0.1:<port>/metrics (0: off).
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: OTLP/HTTP receiver (POST /v1/traces, /v1/logs, /v1/metrics) of ``sloengine run``.
+    http: HttpSettings = HttpSettings()
     #: "json" for structured logs, "text" for people, "auto": JSON unless stderr is a TTY.
     log_format: str = Field(default="auto", pattern=r"^(auto|json|text)$")
     #: Where PromQL SLIs are pulled from (sloengine/sources/prometheus.py).

@@ -36,7 +36,7 @@ def test_service_runs_jobs_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -
     cfg = tmp_path / "sloengine.yaml"
     cfg.write_text(
         f"db: {tmp_path / 'svc.duckdb'}\ninputs: [{inbox}]\nslo_dir: {ROOT / 'slo_definitions'}\n"
-        f"metrics_port: {port}\nlog_format: json\n"
+        f"metrics_port: {port}\nlog_format: json\nhttp: {{port: {free_port()}}}\n"
         "schedule: {ingest_seconds: 0.3, evaluate_seconds: 0.5}\n")
     proc = subprocess.Popen([sys.executable, "-m", "sloengine", "run", "--config", str(cfg)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

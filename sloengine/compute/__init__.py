@@ -2,7 +2,7 @@
 
 from sloengine.compute.buckets import indicator_hash, materialize
 from sloengine.compute.evaluate import error_budget, evaluate_slo
-from sloengine.compute.replay import AlertInterval, Incident, replay_slo, score
+from sloengine.compute.replay import AlertInterval, Incident, replay_slo, replay_slos, score
 from sloengine.compute.series import plan, series_sql
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "materialize",
     "plan",
     "replay_slo",
+    "replay_slos",
     "score",
     "series_sql",
 ]

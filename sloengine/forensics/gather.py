@@ -7,10 +7,10 @@ together. The closure is
 
     ids → traces → (links out, links in, correlation ids of those traces) → traces → ...
 
-bounded by ``max_traces``. The rows come from a finder (finders.py): the store's id index when
-``Store.optimize_layout()`` has built it, a scan of the tables otherwise — the same rows
-either way. The SQL runs through the store's query API (ARCHITECTURE.md rule 2); ids travel
-as parameters only.
+bounded by ``max_traces``. The rows come from a finder: the store's id index (locate.py) when
+``Store.optimize_layout()`` has built it, a scan of the tables otherwise (finders.py) — the
+same rows either way. The SQL runs through the store's query API (ARCHITECTURE.md rule 2);
+ids travel as parameters only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sloengine.errors import TerminalError
-from sloengine.forensics.finders import Finder, IndexedFinder, ScanFinder
+from sloengine.forensics.finders import Finder, ScanFinder
+from sloengine.forensics.locate import IndexedFinder
 from sloengine.store import Store
 
 #: One span row, in the column order of finders.SPAN_COLS.
@@ -84,7 +85,9 @@ def gather(store: Store, ident: str, *, max_traces: int = 50,
             corrs.extend(corr_frontier)
             # the seeds already hold every trace carrying ``raw`` as correlation id
             if corr_frontier != [raw]:
-                frontier = sorted(set(frontier) | finder.traces_of_corrs(corr_frontier))
+                pending = [t for t in frontier if t not in traces]
+                frontier = sorted(set(frontier)
+                                  | finder.traces_of_corrs(corr_frontier, pending))
             corr_frontier = []
         frontier = [t for t in frontier if t not in traces]
         room = max_traces - len(traces)
@@ -117,7 +120,7 @@ def _load_spans(finder: Finder, traces: list[str]) -> dict[tuple[str, str], dict
     out = {}
     for r in finder.spans(traces):
         row = dict(zip(_SPAN_FIELDS, r, strict=True))
-        row["links"] = [(lk["trace_id"], lk["span_id"]) for lk in row["links"]
+        row["links"] = [(lk["trace_id"], lk["span_id"]) for lk in row["links"] or []
                         if lk["trace_id"] and lk["span_id"]]
         out[(row["trace_id"], row["span_id"])] = row
     return out

@@ -279,9 +279,10 @@ class Store:
 
     # -- physical layout (store/layout.py) -----------------------------------------------
     def optimize_layout(self, *, rebuild: bool = False) -> layout.LayoutReport:
-        """Index the batches appended since the last run in the id index of forensics (a
-        merge run: seconds per million new spans), or rebuild it from all data. The engine
-        runs it on a schedule; lookups read what is not indexed yet directly."""
+        """Index the batches appended since the last call in the id index of forensics (one
+        more sorted run; the newest runs are merged as they grow), or rebuild it from all
+        data. The engine runs it on a schedule; lookups read what is not indexed yet
+        directly."""
         return layout.optimize(self, rebuild=rebuild)
 
     def layout_state(self) -> layout.LayoutState | None:
