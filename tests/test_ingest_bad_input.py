@@ -163,3 +163,17 @@ def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
 
     with Store(db, read_only=True) as s:
         return s.rows(sql)
+
+
+def test_out_of_range_http_status_is_a_warning_not_a_crash(tmp_path: Path,
+                                                             engine: Engine) -> None:
+    req = trace_request([span(1, 1, attrs={"http.response.status_code": 2**40}),
+                         span(1, 2, attrs={"http.response.status_code": float("inf")}),
+                         span(1, 3, attrs={"http.response.status_code": 503})])
+    f = tmp_path / "status.traces.pb"
+    f.write_bytes(req.SerializeToString())
+    [r] = engine.ingest([f])
+    assert (r.counts.accepted["spans"], r.counts.rejected) == (3, 0)
+    assert sum("is not an HTTP status" in w for w in r.warnings) == 2
+    assert engine.store.rows("SELECT http_status_code FROM spans ORDER BY span_id") == [
+        (None,), (None,), (503,)]

@@ -79,7 +79,9 @@ class LogColumns:
         status = promo.get("http_status_code")
         try:
             status = int(status) if status is not None else None
-        except (TypeError, ValueError):
+            if status is not None and not 0 <= status <= 999:
+                status = None
+        except (TypeError, ValueError, OverflowError):
             status = None
         c["record_id"].append(rid)
         c["time_unix_nano"].append(time_ns)

@@ -266,11 +266,14 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                             continue
                         if col == "http_status_code":
                             try:
-                                pv = http_status = int(pv)
-                            except (TypeError, ValueError):
+                                pv = int(pv)
+                                if not 0 <= pv <= 999:
+                                    raise ValueError
+                                http_status = pv
+                            except (TypeError, ValueError, OverflowError):
                                 state.warnings.append(
                                     f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: "
-                                    f"http status code {pv!r} is not an integer; ignored"
+                                    f"http status code {pv!r} is not an HTTP status; ignored"
                                 )
                                 continue
                         elif col == "rpc_status_code":

@@ -13,20 +13,20 @@ where to look (migrations/008_trace_index_numeric.sql):
 * ``span_index`` (by span id): the trace of each span id of spans and logs.
 
 Ids are stored as numbers (a 32-hex trace id is two UBIGINT halves), so a lookup compares
-integers and decodes no strings: well under a millisecond per index. A lookup reads one row group
-of an index per run, then the base tables restricted to the batch ids and times found — zone
+integers and decodes no strings: about a millisecond. A lookup reads one row group of an
+index per run, then the base tables restricted to the batch ids and times found — zone
 maps prune both, because batch ids grow with appends and times grow (nearly) with them. Rows
 of batches after the last run (the *tail*) are read directly (``LayoutState.tail_sql``): few
 when the engine optimises every few minutes.
 
 Each :func:`optimize` call indexes the batches since the previous call as one more sorted
-*run*; when the newest runs have grown as big as the run before them they are merged (copied
-sorted into one), so there are O(log n) runs and each row is copied O(log n) times — never a
-re-read of the base tables, unless ``rebuild=True``. Batches still ``ingesting`` stay in the
-tail until they finish. Precondition, as for every write: the store's single writer runs it
-(the engine's lock), not in the middle of an append. Code that deletes rows of spans, logs or
-span_events must call ``optimize(store, rebuild=True)`` afterwards (nothing deletes them
-today).
+*run*; when the newest runs have grown to half the size of the run before them they are
+merged (copied sorted into one), so there are O(log n) runs and each row is copied O(log n)
+times — never a re-read of the base tables, unless ``rebuild=True``. Batches still
+``ingesting`` stay in the tail until they finish. Precondition, as for every write: the
+store's single writer runs it (the engine's lock), not in the middle of an append. Code that
+deletes rows of spans, logs or span_events must call ``optimize(store, rebuild=True)``
+afterwards (nothing deletes them today).
 """
 
 from __future__ import annotations
@@ -153,9 +153,9 @@ class LayoutReport:
 def state(store: Store) -> LayoutState | None:
     """The index's coverage, or None when it was never built (lookups then scan).
 
-    One small statement, run before every indexed lookup: aggregates over ``layout_runs``
-    (ORDER BY ... LIMIT 1 costs a millisecond more) and the newest batch id of each base
-    table, which DuckDB answers from segment statistics without scanning.
+    One small statement, run before every indexed lookup (~1 ms): aggregates over
+    ``layout_runs`` (ORDER BY ... LIMIT 1 costs a millisecond more) and the newest batch id
+    of each base table (cheap: batch ids are constant over long stretches of rows).
     """
     row = store.rows(
         "SELECT arg_max(batch_hi, run_id), arg_max(open_batches, run_id),"
@@ -251,7 +251,7 @@ def _runs(store: Store) -> dict[int, int]:
 
 def _to_merge(sizes: dict[int, int], added: int) -> list[int]:
     """The newest runs to copy into the new one: while what is being merged has grown to
-    ``_MERGE_RATIO`` of the run before it, that run joins (a binary-counter-like policy)."""
+    ``_MERGE_RATIO`` of the run before it, that run joins too."""
     merged: list[int] = []
     acc = added
     for run in sorted(sizes, reverse=True):

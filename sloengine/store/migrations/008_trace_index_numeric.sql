@@ -7,8 +7,8 @@
 -- end time); these narrow tables say where the rows of one trace, correlation id or span id
 -- are, so a request is found without scanning. Store.optimize_layout() appends one sorted run
 -- per call (zone maps then prune a lookup to about one row group per run) and merges the
--- newest runs when they have grown as big as the one before (so there are O(log n) runs);
--- rows of batches after the last run (the tail) are read directly.
+-- newest runs when they have grown to half the size of the one before (so there are
+-- O(log n) runs); rows of batches after the last run (the tail) are read directly.
 --
 -- Ids are numbers where they can be: a trace id of 32 lower-case hex digits is its value as two
 -- UBIGINT halves (hi, lo), a span id of 16 its UBIGINT (exact, and a lookup compares integers
