@@ -5,9 +5,9 @@ small smoke run):
 
 1. builds a fresh DuckDB store (``benchmarks/out/slo-bench.duckdb``) with ``--events``
    synthetic request spans over ``--days`` days, inserted directly with SQL (a few services and
-   routes, ~0.2 % errors plus a few error bursts and a latency regression, log-normal
+   routes, ~0.13 % errors with three error bursts and a latency regression, log-normal
    durations), and ``--slos`` SLO definitions over them (ratio / latency, some grouped by
-   route, Occurrences and Timeslices, the default 30-day policy);
+   route or service, Occurrences and Timeslices, the default 30-day policy);
 2. materialises the per-minute buckets of every SLO (``compute.materialize``, from scratch);
 3. replays every SLO at a 1-minute step over the whole history (``compute.replay_slo`` for
    each: every evaluation point, every window, MWMB conditions and alert runs), min of
@@ -15,11 +15,11 @@ small smoke run):
 4. runs ``--ticks`` incremental ticks: append one new minute of events as a new batch, then
    ``materialize`` + ``evaluate_slo`` for every SLO at the new minute (what the engine does each
    minute); min over the ticks;
-5. measures the naive formulations in the same run: the replay with range-window frames over
-   the buckets (``RANGE BETWEEN W PRECEDING AND 1 PRECEDING`` per window) feeding the same
-   alert-run SQL, and the tick as ``sum(...) FILTER (WHERE minute >= t - W)`` per window over
-   the raw spans (no buckets); asserts both agree with the engine (alert intervals, and every
-   SLO result field at sampled points);
+5. measures the naive formulations in the same run: the replay with one range-window frame
+   per window over the buckets (``RANGE BETWEEN W - 1 PRECEDING AND CURRENT ROW`` at minute
+   t - 1) feeding the same alert-run SQL, and the tick as ``sum(...) FILTER (WHERE minute >=
+   t - W)`` per window over the raw spans (no buckets); asserts both agree with the engine
+   (alert intervals, and every SLO result field at sampled points and at the tick);
 6. prints seconds, ratios (naive / ours) and PASS/FAIL against the targets (replay ≤ 2 s,
    tick ≤ 0.1 s) and writes ``benchmarks/out/slo_result.json``.
 """

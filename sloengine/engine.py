@@ -27,7 +27,7 @@ from sloengine.alerting import (
     enqueue,
     load_notify_config,
 )
-from sloengine.compute import Incident, evaluate_slo, materialize, replay_slo, score
+from sloengine.compute import Incident, evaluate_slo, materialize, replay_slos, score
 from sloengine.compute.exemplars import bad_event_filter
 from sloengine.compute.filters import group_expr
 from sloengine.compute.history import slo_history
@@ -440,8 +440,8 @@ class Engine:
         if start >= end:
             return 0
         moments: set[tuple[int, str]] = set()
-        for s in slos:
-            for iv in replay_slo(self.store, s, start, end - 1, 1):
+        for s, ivs in zip(slos, replay_slos(self.store, slos, start, end - 1, 1), strict=True):
+            for iv in ivs:
                 for m in (iv.pending, iv.firing, iv.resolved):
                     if m is not None:
                         moments.add((m, s.slo.metadata.name))
@@ -471,7 +471,8 @@ class Engine:
         if not self.store.read_only:
             self.materialize(slos)
             self._pull(slos, b, since=a)
-        intervals = [iv for s in slos for iv in replay_slo(self.store, s, a, b, step_minutes)]
+        intervals = [iv for ivs in replay_slos(self.store, slos, a, b, step_minutes)
+                     for iv in ivs]
         intervals.sort(key=lambda iv: (iv.pending, iv.slo, iv.tier))
         if incidents is None:
             incidents = self.incidents()
