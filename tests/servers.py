@@ -51,6 +51,20 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 
 @contextmanager
+def _running(proc: subprocess.Popen[bytes], ready_url: str, log: Path) -> Iterator[None]:
+    """Wait until the server answers, and stop it afterwards whatever happens."""
+    try:
+        _wait_ready(ready_url, proc, log)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
 def prometheus(data_dir: Path, retention: str = "60d") -> Iterator[str]:
     """A Prometheus serving ``data_dir`` (e.g. blocks made by ``promtool tsdb
     create-blocks-from openmetrics``); yields its base URL."""
@@ -65,15 +79,8 @@ def prometheus(data_dir: Path, retention: str = "60d") -> Iterator[str]:
              f"--storage.tsdb.retention.time={retention}",
              f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(f"{url}/-/ready", proc, log)
+    with _running(proc, f"{url}/-/ready", log):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def backfill(openmetrics: str, data_dir: Path) -> None:
@@ -102,12 +109,5 @@ def alertmanager(work: Path, config: str | None = None) -> Iterator[str]:
              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
             stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(f"{url}/-/ready", proc, log)
+    with _running(proc, f"{url}/-/ready", log):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
