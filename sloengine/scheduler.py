@@ -170,6 +170,9 @@ class EngineService:
             self.drain_spool()
         return server
 
+    def optimize(self) -> Any:
+        return self._job("optimize", self.engine.optimize_layout)
+
     def catch_up(self) -> int:
         return int(self._job("catch_up", self.engine.catch_up) or 0)
 
@@ -179,6 +182,7 @@ class EngineService:
         evaluate now, deliver the notifications."""
         cycle = Cycle()
         cycle.ingested = self.ingest(on_file)
+        cycle.extra["layout"] = self.optimize()
         cycle.extra["caught_up_evaluations"] = self.catch_up()
         cycle.evaluations = self.evaluate()
         report = self.deliver()
@@ -211,6 +215,8 @@ class EngineService:
         sched.add_job(self.deliver, "interval", seconds=s.deliver_seconds, id="deliver",
                       executor="deliver", next_run_time=now)
         sched.add_job(self.report, "interval", seconds=s.report_seconds, id="report",
+                      executor="reports")
+        sched.add_job(self.optimize, "interval", seconds=s.optimize_seconds, id="optimize",
                       executor="reports")
         self._scheduler = sched
         try:

@@ -66,7 +66,8 @@ class ScheduleSettings(_Strict):
     evaluate_seconds: float = Field(default=60, gt=0)
     deliver_seconds: float = Field(default=10, gt=0)
     report_seconds: float = Field(default=3600, gt=0)
-    retention_seconds: float = Field(default=86400, gt=0)
+    #: Index new batches for request lookups (store/layout.py).
+    optimize_seconds: float = Field(default=600, gt=0)
     #: Grace for a job that starts late (APScheduler misfire_grace_time).
     misfire_grace_seconds: float = Field(default=30, ge=1)
 

@@ -19,6 +19,7 @@ next round of gather() finds them in memory.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,24 +237,35 @@ class IndexedFinder:
 
     def _read(self, traces: list[str]) -> None:
         """Spans, logs and span events of ``traces``: in their index ranges, and in the
-        tail."""
+        tail; the three reads run at the same time (``Store.rows_each``)."""
         match = f"trace_id IN ({', '.join('?' * len(traces))})"
         w = [self.where[t] for t in traces]
+        planned = [(table, self._query(table, cols, tcol, match, traces,
+                                       [rg for x in w for rg in getattr(x, attr)]))
+                   for table, cols, tcol, attr in (
+                       ("spans", SPAN_COLS, "start_time_unix_nano", "spans"),
+                       ("logs", LOG_COLS, "time_unix_nano", "logs"),
+                       ("span_events", EVENT_COLS, "time_unix_nano", "events"))]
+        reads: list[tuple[str, tuple[str, Sequence[Any] | dict[str, Any] | None]]] = [
+            (table, q) for table, q in planned if q is not None]
         for t in traces:
             self.span_rows[t], self.log_rows[t], self.event_rows[t] = [], [], []
-        for r in self._rows("spans", SPAN_COLS, "start_time_unix_nano", match, traces,
-                            [rg for x in w for rg in x.spans]):
-            self.span_rows[r[0]].append(r)
-        for r in self._rows("logs", LOG_COLS, "time_unix_nano", match, traces,
-                            [rg for x in w for rg in x.logs]):
-            self.log_rows[r[5]].append(r)
-        for r in self._rows("span_events", EVENT_COLS, "time_unix_nano", match, traces,
-                            [rg for x in w for rg in x.events]):
-            self.event_rows[r[0]].append(r)
+        results = self.store.rows_each([q for _, q in reads])
+        for (table, _), rows in zip(reads, results, strict=True):
+            if table == "spans":
+                for r in rows:
+                    self.span_rows[r[0]].append(r)
+            elif table == "logs":
+                for r in rows:
+                    self.log_rows[r[5]].append(r)
+            else:
+                for r in rows:
+                    self.event_rows[r[0]].append(r)
 
-    def _rows(self, table: str, cols: str, tcol: str, match: str, params: list[Any],
-              ranges: list[Range]) -> list[Row]:
-        """Rows of ``table`` matching ``match``: inside the index ranges, and in the tail."""
+    def _query(self, table: str, cols: str, tcol: str, match: str, params: list[Any],
+               ranges: list[Range]) -> tuple[str, list[Any]] | None:
+        """Rows of ``table`` matching ``match``: inside the index ranges, and in the tail
+        (None: neither can hold any)."""
         parts, args = [], []
         if ranges:
             b_sql = " OR ".join(f"batch_id BETWEEN {lo} AND {hi}"
@@ -266,7 +278,7 @@ class IndexedFinder:
         if self.has_tail:
             parts.append(f"SELECT {cols} FROM {table} WHERE {self.tail} AND ({match})")
             args += params
-        return self.store.rows("\nUNION ALL ".join(parts), args) if parts else []
+        return ("\nUNION ALL ".join(parts), args) if parts else None
 
     def neighbours(self, traces: list[str], keys: set[tuple[str, str]]) -> tuple[
             set[str], set[str]]:
@@ -298,7 +310,8 @@ class IndexedFinder:
                 match += (f" AND (trace_id IS NULL OR trace_id NOT IN"
                           f" ({', '.join('?' * len(traces))}))")
                 params += traces
-            out += self._rows("logs", LOG_COLS, "time_unix_nano", match, params, ranges)
+            q = self._query("logs", LOG_COLS, "time_unix_nano", match, params, ranges)
+            out += self.store.rows(*q) if q else []
         return sorted(out, key=lambda r: (r[0], r[10]))
 
     def events(self, traces: list[str]) -> list[Row]:

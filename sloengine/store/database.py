@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,11 @@ _DEDUP = {
     "logs": (("record_id",), "time_unix_nano"),
     "metric_points": (("point_id",), "time_unix_nano"),
 }
+
+
+def _fetch(cur: Any, sql: str, params: Sequence[Any] | dict[str, Any] | None
+           ) -> list[tuple[Any, ...]]:
+    return list(cur.execute(sql, params or []).fetchall())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +63,15 @@ class Store:
                                  "read-write to migrate", where=self.path)
         else:
             migrate.apply(self.con, self._clock())
+        self._in_tx = False
+        self._readers: list[Any] = []  # cursors of rows_each(), made on first use
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for cur in self._readers:
+            cur.close()
         self.con.close()
 
     def now(self) -> datetime:
@@ -73,11 +86,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         self.exec_("BEGIN TRANSACTION")
+        self._in_tx = True
         try:
             yield self.con
         except BaseException:
             self.exec_("ROLLBACK")
             raise
+        finally:
+            self._in_tx = False
         self.exec_("COMMIT")
 
     # -- narrow query API -------------------------------------------------------------
@@ -89,6 +105,24 @@ class Store:
     def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[
             tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
+
+    def rows_each(self, queries: Sequence[tuple[str, Sequence[Any] | dict[str, Any] | None]]
+                  ) -> list[list[tuple[Any, ...]]]:
+        """The rows of independent read queries, run at the same time: the first here, the
+        others on cursors of this database (connections of their own, which see what is
+        committed) in worker threads — DuckDB releases the GIL while it runs. A point read
+        is one small scan on one thread; two of them need not wait for each other. Inside a
+        transaction of this connection they run here, one after the other."""
+        if len(queries) < 2 or self._in_tx:
+            return [self.rows(sql, params) for sql, params in queries]
+        while len(self._readers) < len(queries) - 1:
+            self._readers.append(self.con.cursor())
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="store-read")
+        futures = [self._pool.submit(_fetch, cur, sql, params)
+                   for cur, (sql, params) in zip(self._readers, queries[1:], strict=False)]
+        first = self.rows(*queries[0])
+        return [first, *(f.result() for f in futures)]
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         rows = self.con.execute(sql, params or []).fetchall()
