@@ -495,6 +495,21 @@ class Engine:
                 raise ConfigError(f"incident {i}: {exc}", where=str(f)) from None
         return out
 
+    # -- retention ---------------------------------------------------------------------------
+    def enforce_retention(self) -> dict[str, int]:
+        """Delete raw records past their retention (settings.retention); aggregates (SLO
+        buckets, evaluations), lineage and the audit trail stay. Audited."""
+        r = self.settings.retention
+        now_ns = _unix_ns(self.clock())
+        day = 86_400_000_000_000
+        plan = {"spans": r.spans_days, "span_events": r.spans_days, "logs": r.logs_days,
+                "metric_points": r.metric_points_days, "dead_letters": r.dead_letters_days}
+        deleted = {t: self.store.delete_older(t, now_ns - days * day)
+                   for t, days in plan.items() if days > 0}
+        if any(deleted.values()):
+            self.audit("retention", "store", "ok", {"deleted": deleted, "days": plan})
+        return deleted
+
     # -- forensics ---------------------------------------------------------------------------
     def optimize_layout(self) -> dict[str, Any]:
         """Index newly ingested batches for request lookups (store/layout.py): trace,

@@ -170,6 +170,9 @@ class EngineService:
             self.drain_spool()
         return server
 
+    def retention(self) -> Any:
+        return self._job("retention", self.engine.enforce_retention)
+
     def optimize(self) -> Any:
         return self._job("optimize", self.engine.optimize_layout)
 
@@ -218,6 +221,8 @@ class EngineService:
                       executor="reports")
         sched.add_job(self.optimize, "interval", seconds=s.optimize_seconds, id="optimize",
                       executor="reports")
+        sched.add_job(self.retention, "interval", seconds=s.retention_seconds,
+                      id="retention", executor="reports")
         self._scheduler = sched
         try:
             server = self._receiver()

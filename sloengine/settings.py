@@ -59,6 +59,16 @@ class AccessLogSettings(_Strict):
     default_service: str = "api-gateway"
 
 
+class RetentionSettings(_Strict):
+    """Days each kind of record is kept (0: forever). SLO buckets, evaluations, alerts, lineage
+    batches and the audit trail are not raw signals and stay."""
+
+    spans_days: int = Field(default=30, ge=0)
+    logs_days: int = Field(default=30, ge=0)
+    metric_points_days: int = Field(default=30, ge=0)
+    dead_letters_days: int = Field(default=90, ge=0)
+
+
 class ScheduleSettings(_Strict):
     """How often each job of ``sloengine run`` runs (seconds)."""
 
@@ -68,6 +78,7 @@ class ScheduleSettings(_Strict):
     report_seconds: float = Field(default=3600, gt=0)
     #: Index new batches for request lookups (store/layout.py).
     optimize_seconds: float = Field(default=600, gt=0)
+    retention_seconds: float = Field(default=86400, gt=0)
     #: Grace for a job that starts late (APScheduler misfire_grace_time).
     misfire_grace_seconds: float = Field(default=30, ge=1)
 
@@ -120,6 +131,7 @@ class Settings(BaseSettings):
     #: Incidents (time ranges) that ``replay`` scores detection against.
     incidents_file: Path | None = Path("sample_data/incidents.json")
     schedule: ScheduleSettings = ScheduleSettings()
+    retention: RetentionSettings = RetentionSettings()
     #: The engine's own Prometheus metrics on 127.0.0.1:<port>/metrics (0: off).
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

@@ -133,3 +133,28 @@ def test_kill_9_during_ingest_loses_nothing_committed(tmp_path: Path) -> None:
         assert s.one("SELECT count(DISTINCT (trace_id, span_id)) FROM spans") == n
         statuses = [r[0] for r in s.rows("SELECT status FROM ingest_batches ORDER BY batch_id")]
     assert statuses == ["ingesting", "complete"]  # the killed attempt stays visible
+
+
+def test_retention_deletes_old_records_keeps_aggregates(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from otlp_factory import T0
+
+    from sloengine.settings import load_settings
+
+    now = datetime.fromtimestamp(T0 / 1e9, UTC) + timedelta(days=31)
+    e = Engine(load_settings(None, db=tmp_path / "r.duckdb"), clock=lambda: now)
+    old = trace_request([span(1, 1, start_ms=0), span(1, 2, 1, start_ms=5)])
+    recent = trace_request([span(2, 1, start_ms=2 * 86_400_000)])
+    (tmp_path / "old.traces.pb").write_bytes(old.SerializeToString())
+    (tmp_path / "new.traces.pb").write_bytes(recent.SerializeToString())
+    e.ingest([tmp_path])
+    e.store.exec_("INSERT INTO slo_buckets VALUES ('s', 'h', '', 1, 1, 1)")
+    deleted = e.enforce_retention()
+    assert deleted["spans"] == 2
+    assert e.store.rows("SELECT trace_id FROM spans") == [("0" * 31 + "2",)]
+    assert e.store.one("SELECT count(*) FROM slo_buckets") == 1  # aggregates stay
+    assert e.store.one("SELECT count(*) FROM ingest_batches") == 2  # lineage stays
+    assert e.store.rows("SELECT action FROM audit_log WHERE action = 'retention'") == [
+        ("retention",)]
+    e.close()

@@ -19,6 +19,14 @@ from sloengine.errors import QueryRefused, StoreError
 from sloengine.model import BatchCounts, Chunk, DeadLetter, SourceInfo
 from sloengine.store import layout, migrate
 
+#: the time column each signal's retention is measured on
+_RETENTION = {
+    "spans": "end_time_unix_nano",
+    "span_events": "time_unix_nano",
+    "logs": "time_unix_nano",
+    "metric_points": "time_unix_nano",
+}
+
 #: (table, dedup key columns, time column used to prune the duplicate check by zone maps)
 _DEDUP = {
     "spans": (("trace_id", "span_id"), "start_time_unix_nano"),
@@ -310,6 +318,23 @@ class Store:
         finally:
             con.unregister("_dl")
         return len(dead)
+
+    # -- retention ------------------------------------------------------------------------
+    def delete_older(self, table: str, cutoff_ns: int) -> int:
+        """Delete a signal's records older than ``cutoff_ns``; returns how many went."""
+        if table == "dead_letters":
+            cutoff = datetime.fromtimestamp(cutoff_ns / 1e9).astimezone()
+            with self.transaction():
+                n = int(self.one("SELECT count(*) FROM dead_letters WHERE received_at < ?",
+                                 [cutoff]))
+                self.exec_("DELETE FROM dead_letters WHERE received_at < ?", [cutoff])
+            return n
+        col = _RETENTION[table]
+        with self.transaction():
+            n = int(self.one(f"SELECT count(*) FROM {table} WHERE {col} < ?", [cutoff_ns]))
+            if n:
+                self.exec_(f"DELETE FROM {table} WHERE {col} < ?", [cutoff_ns])
+        return n
 
     # -- physical layout (store/layout.py) -----------------------------------------------
     def optimize_layout(self, *, rebuild: bool = False) -> layout.LayoutReport:
