@@ -266,3 +266,20 @@ def test_runs_merge_as_they_grow() -> None:
         most = max(most, len(sizes))
     assert most <= 8  # O(log n) runs to look into
     assert copied <= 2560 * 8  # each row copied O(log n) times
+
+
+def test_rows_each_runs_reads_side_by_side(db_path: Path) -> None:
+    """Store.rows_each: the rows of each query, in order; inside a transaction of the store
+    (whose writes other connections cannot see yet) they run on it, one after the other."""
+    store = Store(db_path)
+    _insert_span(store, 1, h(0xC1, 16), h(0x81), corr="c-1", start=0)
+    queries: list[tuple[str, Any]] = [
+        ("SELECT span_id FROM spans", None), ("SELECT count(*) FROM spans WHERE batch_id = ?",
+                                              [1]), ("SELECT 42", None)]
+    assert store.rows_each(queries) == [[(h(0x81),)], [(1,)], [(42,)]]
+    with store.transaction():
+        _insert_span(store, 2, h(0xC2, 16), h(0x82), corr=None, start=1)
+        assert store.rows_each(queries)[1:] == [[(1,)], [(42,)]]
+        assert store.rows_each([("SELECT count(*) FROM spans", None)] * 2) == [[(2,)]] * 2
+    assert store.rows_each([("SELECT count(*) FROM spans", None)] * 3) == [[(2,)]] * 3
+    store.close()

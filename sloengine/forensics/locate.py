@@ -57,6 +57,7 @@ class _Where:
     events: list[Range] = field(default_factory=list)
     links_in: set[tuple[str, str]] = field(default_factory=set)  # (linking trace, our span)
     linked: set[str] = field(default_factory=set)  # traces at the other end of any link
+    corr_keys: set[tuple[int, int]] = field(default_factory=set)  # its correlation ids
     tail_start: int | None = None
 
 
@@ -103,6 +104,8 @@ class IndexedFinder:
         self.odd = layout.odd  # the index holds ids that are not plain hex
         self.where: dict[str, _Where] = {}
         self.corr_logs: dict[str, list[tuple[str | None, Range]]] = {}
+        #: corr_index rows by correlation-id key (looked up ahead, by key, when a trace is)
+        self.corr_rows: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self.span_rows: dict[str, list[Row]] = {}
         self.log_rows: dict[str, list[Row]] = {}
         self.event_rows: dict[str, list[Row]] = {}
@@ -146,6 +149,8 @@ class IndexedFinder:
                         ranges.append(_range(r, prefix))
             elif r["dir"] == 3:
                 w.tail_start = int(r["span_t_lo"])
+            elif r["dir"] == 4:
+                w.corr_keys.add((int(r["oth_hi"]), int(r["oth_lo"])))
             else:
                 other = str(_trace(r, "oth"))
                 w.linked.add(other)
@@ -157,28 +162,32 @@ class IndexedFinder:
         todo = self._locate_parts(q, traces)
         self._located(todo, q.run(self.store))
 
-    def _corr_parts(self, q: _Lookup, corrs: list[str], tail: bool = True) -> None:
-        for c in corrs:
+    def _corr_parts(self, q: _Lookup, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Parts for the ``corr_index`` rows of correlation-id keys not looked up yet (the
+        key comes back in ``oth_hi``/``oth_lo``)."""
+        todo = sorted({k for k in keys if k not in self.corr_rows})
+        for hi, lo in todo:
             q.add({"kind": "'corr'", **_TID, **{r: r for r in _RANGES[4:8]},
-                   "oth_odd": "?::VARCHAR"},
+                   "oth_hi": "?::UBIGINT", "oth_lo": "?::UBIGINT"},
                   "FROM corr_index WHERE h_hi = ?::UBIGINT AND h_lo = ?::UBIGINT",
-                  [c, *corr_key(c)])
-        if tail and self.has_tail:
-            marks = ", ".join("?" * len(corrs))
-            for table, extra in (("spans", ""), ("logs", " AND trace_id IS NOT NULL")):
-                q.add({"kind": "'corr'", "tid_odd": "trace_id", "oth_odd": "correlation_id"},
-                      f"FROM {table} WHERE {self.tail} AND correlation_id IN ({marks}){extra}",
-                      corrs)
+                  [hi, lo, hi, lo])
+        return todo
 
-    def _corr_rows(self, rows: list[dict[str, Any]]) -> set[str]:
-        """Traces of the ``corr`` rows; remembers where their log records are."""
-        found = set()
+    def _corr_found(self, todo: list[tuple[int, int]], rows: list[dict[str, Any]]) -> None:
+        for k in todo:
+            self.corr_rows[k] = []
         for r in rows:
-            if r["kind"] != "corr":
-                continue
+            if r["kind"] == "corr" and r["oth_hi"] is not None:
+                self.corr_rows[(int(r["oth_hi"]), int(r["oth_lo"]))].append(r)
+
+    def _traces_of(self, corr: str) -> set[str]:
+        """The traces the index has for ``corr`` (looked up before); remembers where its log
+        records are."""
+        found = set()
+        for r in self.corr_rows[corr_key(corr)]:
             trace_id = _trace(r)
             if r["log_b_lo"] is not None:
-                self.corr_logs.setdefault(r["oth_odd"], []).append((trace_id, _range(r, "log")))
+                self.corr_logs.setdefault(corr, []).append((trace_id, _range(r, "log")))
             if trace_id is not None:
                 found.add(trace_id)
         return found
@@ -200,7 +209,7 @@ class IndexedFinder:
                   "FROM span_index WHERE sid = ?::UBIGINT AND "
                   + ("sid_odd IS NULL" if sid_odd is None else "sid_odd = ?"),
                   [sid] if sid_odd is None else [sid, sid_odd])
-        self._corr_parts(q, [raw], tail=False)
+        corr_todo = self._corr_parts(q, [corr_key(raw)])
         if self.has_tail:  # one part per column: each is a filter the scan applies itself
             for table in ("spans", "logs"):
                 for kind, col, value in (("trace", "trace_id", low), ("span", "span_id", low),
@@ -209,7 +218,8 @@ class IndexedFinder:
                           f"FROM {table} WHERE {self.tail} AND {col} = ?", [value])
         rows = q.run(self.store)
         self._located(todo, rows)
-        self._corr_rows(rows)  # where the log records of ``raw`` are
+        self._corr_found(corr_todo, rows)
+        self._traces_of(raw)  # where the log records of ``raw`` are
         out = [(_trace(r), _KIND[r["kind"]]) for r in rows if r["kind"] in _KIND]
         if todo:
             w = self.where[low]
@@ -219,25 +229,50 @@ class IndexedFinder:
 
     def traces_of_corrs(self, corrs: list[str], pending: list[str]) -> set[str]:
         q = _Lookup()
-        self._corr_parts(q, corrs)
+        corr_todo = self._corr_parts(q, [corr_key(c) for c in corrs])
+        if self.has_tail:
+            marks = ", ".join("?" * len(corrs))
+            for table, extra in (("spans", ""), ("logs", " AND trace_id IS NOT NULL")):
+                q.add({"kind": "'tailcorr'", "tid_odd": "trace_id"},
+                      f"FROM {table} WHERE {self.tail} AND correlation_id IN ({marks}){extra}",
+                      corrs)
         todo = self._locate_parts(q, pending)
         rows = q.run(self.store)
         self._located(todo, rows)
-        return self._corr_rows(rows)
+        self._corr_found(corr_todo, rows)
+        found = {str(r["tid_odd"]) for r in rows if r["kind"] == "tailcorr"}
+        for c in corrs:
+            found |= self._traces_of(c)
+        return found
 
     def spans(self, traces: list[str]) -> list[Row]:
+        """The spans of ``traces``, read together with their logs and events — and with
+        the traces their links lead to, which gather() asks for next. The index names those
+        and the keys of the traces' correlation ids: their lookups run ahead (beside the
+        reads when there is nothing to locate first)."""
         self._locate(traces)
         want = [t for t in traces if t not in self.span_rows]
         if want:
             linked = sorted({o for t in want for o in self.where[t].linked
                              if o not in self.span_rows and o not in want})[:_PREFETCH]
-            self._locate(linked)
-            self._read([*want, *linked])
+            ahead = _Lookup()
+            located = self._locate_parts(ahead, linked)
+            corr_todo = self._corr_parts(ahead, [k for t in want
+                                                 for k in self.where[t].corr_keys])
+            if located:  # a trace must be located before it can be read
+                rows = ahead.run(self.store)
+                self._located(located, rows)
+                self._corr_found(corr_todo, rows)
+                self._read([*want, *linked], _Lookup())
+            else:
+                rows = self._read([*want, *linked], ahead)
+                self._corr_found(corr_todo, rows)
         return [r for t in traces for r in self.span_rows[t]]
 
-    def _read(self, traces: list[str]) -> None:
-        """Spans, logs and span events of ``traces``: in their index ranges, and in the
-        tail; the three reads run at the same time (``Store.rows_each``)."""
+    def _read(self, traces: list[str], ahead: _Lookup) -> list[dict[str, Any]]:
+        """Spans, logs and span events of ``traces`` (in their index ranges, and in the
+        tail), and the ``ahead`` lookups, whose rows it returns: all at the same time
+        (``Store.rows_each``)."""
         match = f"trace_id IN ({', '.join('?' * len(traces))})"
         w = [self.where[t] for t in traces]
         planned = [(table, self._query(table, cols, tcol, match, traces,
@@ -248,19 +283,25 @@ class IndexedFinder:
                        ("span_events", EVENT_COLS, "time_unix_nano", "events"))]
         reads: list[tuple[str, tuple[str, Sequence[Any] | dict[str, Any] | None]]] = [
             (table, q) for table, q in planned if q is not None]
+        if ahead.parts:
+            reads.append(("ahead", ("\nUNION ALL ".join(ahead.parts), ahead.params)))
         for t in traces:
             self.span_rows[t], self.log_rows[t], self.event_rows[t] = [], [], []
         results = self.store.rows_each([q for _, q in reads])
+        looked: list[dict[str, Any]] = []
         for (table, _), rows in zip(reads, results, strict=True):
-            if table == "spans":
+            if table == "ahead":
+                looked = [dict(zip(_SHAPE, r, strict=True)) for r in rows]
+            elif table == "spans":
                 for r in rows:
                     self.span_rows[r[0]].append(r)
             elif table == "logs":
                 for r in rows:
                     self.log_rows[r[5]].append(r)
-            else:
+            elif table == "span_events":
                 for r in rows:
                     self.event_rows[r[0]].append(r)
+        return looked
 
     def _query(self, table: str, cols: str, tcol: str, match: str, params: list[Any],
                ranges: list[Range]) -> tuple[str, list[Any]] | None:

@@ -7,7 +7,8 @@ the base tables stay in arrival order and three narrow tables, each sorted by it
 where to look (migrations/008_trace_index_numeric.sql):
 
 * ``trace_index`` (by trace id): the batch-id and time ranges of a trace's spans, logs and
-  span events, and the links between traces (in both directions);
+  span events, the links between traces (in both directions) and the keys of the trace's
+  correlation ids (so the traces a request leads to can be looked up ahead);
 * ``corr_index`` (by sha256 of the correlation id): the traces carrying it, and where its
   log records are;
 * ``span_index`` (by span id): the trace of each span id of spans and logs.
@@ -267,8 +268,15 @@ def _ranges(prefix: str, time_col: str) -> str:
             f"min({time_col}) AS {prefix}_t_lo, max({time_col}) AS {prefix}_t_hi")
 
 
+def _sha(col: str) -> str:
+    """``{col}``'s correlation-id key (:func:`corr_key`) as ``_hi``, ``_lo`` columns."""
+    return (f"('0x' || left(sha256({col}), 16))::UBIGINT AS {{p}}_hi,"
+            f" ('0x' || substr(sha256({col}), 17, 16))::UBIGINT AS {{p}}_lo")
+
+
 def _trace_rows(sel: str, run: int) -> str:
-    """Location rows (dir 0) and link rows in both directions (dir 1: links in, 2: out)."""
+    """Location rows (dir 0), link rows in both directions (dir 1: links in, 2: out) and
+    the keys of the trace's correlation ids (dir 4)."""
     return f"""
 WITH s AS (SELECT trace_id, {_ranges('span', 'start_time_unix_nano')} FROM spans
            WHERE {sel} GROUP BY trace_id),
@@ -291,13 +299,21 @@ SELECT {_tid('dst')}, {run} AS run, 1::UTINYINT AS dir, {_tid('src', 'oth')},
 UNION ALL BY NAME
 SELECT {_tid('src')}, {run} AS run, 2::UTINYINT AS dir, {_tid('dst', 'oth')}
 FROM (SELECT DISTINCT src, dst, src_plain, dst_plain FROM k)
+UNION ALL BY NAME
+SELECT {_tid('trace_id')}, {run} AS run, 4::UTINYINT AS dir,
+  {_sha('correlation_id').format(p='oth')} FROM (
+  SELECT *, {_plain('trace_id', 32)} FROM (
+    SELECT DISTINCT trace_id, correlation_id FROM spans
+    WHERE {sel} AND correlation_id IS NOT NULL
+    UNION
+    SELECT DISTINCT trace_id, correlation_id FROM logs
+    WHERE {sel} AND correlation_id IS NOT NULL AND trace_id IS NOT NULL))
 """
 
 
 def _corr_rows(sel: str, run: int) -> str:
     return f"""
-SELECT ('0x' || left(sha256(corr), 16))::UBIGINT AS h_hi,
-  ('0x' || substr(sha256(corr), 17, 16))::UBIGINT AS h_lo, {run} AS run,
+SELECT {_sha('corr').format(p='h')}, {run} AS run,
   {_tid('trace_id')}, * EXCLUDE (corr, trace_id, trace_id_plain) FROM (
   SELECT *, {_plain('trace_id', 32)} FROM (
     SELECT DISTINCT correlation_id AS corr, trace_id FROM spans

@@ -28,12 +28,13 @@ CREATE TABLE trace_index (
     -- location rows (dir 0): batch-id and time range of the trace's spans (start time), logs
     -- and span events in this run, NULL when it has none
     dir         UTINYINT NOT NULL,   -- 0 location | 1 a span of trace `oth` links to `sid`
-                                     -- here | 2 a span here links to trace `oth`
+                                     -- here | 2 a span here links to trace `oth` | 4 the
+                                     -- trace carries the correlation id with key `oth`
     span_b_lo BIGINT, span_b_hi BIGINT, span_t_lo UBIGINT, span_t_hi UBIGINT,
     log_b_lo  BIGINT, log_b_hi  BIGINT, log_t_lo  UBIGINT, log_t_hi  UBIGINT,
     ev_b_lo   BIGINT, ev_b_hi   BIGINT, ev_t_lo   UBIGINT, ev_t_hi   UBIGINT,
-    oth_hi      UBIGINT,             -- link rows: the trace at the other end
-    oth_lo      UBIGINT,
+    oth_hi      UBIGINT,             -- dir 1, 2: the trace at the other end; dir 4: the
+    oth_lo      UBIGINT,             -- correlation id's key (as corr_index.h_hi, h_lo)
     oth_odd     VARCHAR,
     sid         UBIGINT,             -- dir 1: the span of this trace the link points at
     sid_odd     VARCHAR
