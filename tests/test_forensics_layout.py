@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otlp_factory import span, trace_request
+from otlp_factory import T0, span, trace_request
 from test_forensics import A, B, C, _log, _logs_request, h, queue_story_files
 
 from sloengine.engine import Engine
@@ -24,6 +24,7 @@ from sloengine.store import Store, key_hash
 from sloengine.store.layout import span_key, trace_key
 
 ROOT = Path(__file__).resolve().parents[1]
+MS = 1_000_000
 
 
 def ids_of(store: Store) -> list[str]:
@@ -116,6 +117,24 @@ def test_data_after_the_last_optimize_is_found(engine: Engine, tmp_path: Path) -
     assert assert_same(store) == found
     assert store.optimize_layout(rebuild=True).kind == "rebuild"
     assert assert_same(store) == found
+
+
+def test_retention_forgets_the_index_and_optimize_rebuilds_it(engine: Engine,
+                                                              tmp_path: Path) -> None:
+    """Retention deletes rows the index names: the index is dropped in the same transaction
+    (lookups scan meanwhile), and the next optimize rebuilds it from what is left."""
+    engine.ingest(queue_story_files(tmp_path))
+    store = engine.store
+    store.optimize_layout()
+    ids = ids_of(store)
+    assert store.delete_older("spans", T0 + 500 * MS) == 7  # the spans of traces A and B
+    assert store.layout_state() is None
+    scanned = {i: story(store, i, indexed=False) for i in ids}
+    assert {i: story(store, i, indexed=True) for i in ids} == scanned
+    assert store.optimize_layout().kind == "rebuild"
+    assert assert_same(store, ids) > 10
+    g = gather(store, h(A, 16))  # A is left in its log records only
+    assert g.spans == [] and g.logs and g.matched_as == ["trace_id"]
 
 
 def test_batch_left_ingesting_stays_in_the_tail(engine: Engine, tmp_path: Path) -> None:

@@ -11,9 +11,11 @@ the SQL.
 At this size a query costs about a millisecond per table it touches, so round trips are what
 to save: the index lookups of one question are one statement (equality per key — an IN list
 is only a zone-map hint in DuckDB and decodes whole row groups); the seed query also locates
-an id that looks like a trace id and counts the tail; when a trace is read, the traces its
-links lead to (known from the index) are located and read in the same statements, so the
-next round of gather() finds them in memory.
+an id that looks like a trace id; a trace's spans, logs and events are read side by side
+(``Store.rows_each``), with the lookups of its correlation ids beside them, and the traces its
+links lead to (the index names them) are located first and read in the same round — so the
+next rounds of gather() find what they ask for in memory. Reading ahead changes no answer:
+gather() still asks every question, in its order.
 """
 
 from __future__ import annotations

@@ -334,6 +334,8 @@ class Store:
             n = int(self.one(f"SELECT count(*) FROM {table} WHERE {col} < ?", [cutoff_ns]))
             if n:
                 self.exec_(f"DELETE FROM {table} WHERE {col} < ?", [cutoff_ns])
+                if table in layout.INDEXED:  # the id index would name rows that are gone
+                    layout.invalidate(self)
         return n
 
     # -- physical layout (store/layout.py) -----------------------------------------------

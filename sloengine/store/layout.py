@@ -26,8 +26,8 @@ merged (copied sorted into one), so there are O(log n) runs and each row is copi
 times — never a re-read of the base tables, unless ``rebuild=True``. Batches still
 ``ingesting`` stay in the tail until they finish. Precondition, as for every write: the
 store's single writer runs it (the engine's lock), not in the middle of an append. Code that
-deletes rows of spans, logs or span_events must call ``optimize(store, rebuild=True)``
-afterwards (nothing deletes them today).
+deletes rows of spans, logs or span_events calls :func:`invalidate` in the same transaction
+(``Store.delete_older`` does): lookups then scan until the next optimize rebuilds the index.
 """
 
 from __future__ import annotations
@@ -173,6 +173,19 @@ def state(store: Store) -> LayoutState | None:
 _TABLES = {"trace_index": "tid_hi, tid_lo", "corr_index": "h_hi, h_lo", "span_index": "sid"}
 _ODD = {"trace_index": "tid_odd, oth_odd, sid_odd", "corr_index": "tid_odd",
         "span_index": "sid_odd, tid_odd"}
+
+
+#: the base tables the index describes
+INDEXED = ("spans", "logs", "span_events")
+
+
+def invalidate(store: Store) -> None:
+    """Forget the index (in the caller's transaction, if any): lookups scan until the next
+    :func:`optimize`, which rebuilds it. For code that deletes rows of ``INDEXED`` tables
+    (retention): an entry must never name rows that are gone — a lookup would find a trace a
+    scan does not."""
+    for table in (*_TABLES, "layout_runs"):
+        store.exec_(f"DELETE FROM {table}")
 
 
 def optimize(store: Store, *, rebuild: bool = False) -> LayoutReport:
