@@ -94,10 +94,12 @@ def backfill(openmetrics: str, data_dir: Path) -> None:
 
 
 @contextmanager
-def alertmanager(work: Path, config: str | None = None) -> Iterator[str]:
-    """An Alertmanager with no gossip port; yields its base URL."""
+def alertmanager(work: Path, config: str | None = None, port: int | None = None
+                 ) -> Iterator[str]:
+    """An Alertmanager with no gossip port; yields its base URL. Give the ``port`` of an
+    earlier one (and the same ``work``) to restart it."""
     binary = need("prometheus-alertmanager")
-    port = free_port()
+    port = port or free_port()
     cfg = work / "alertmanager.yml"
     cfg.write_text(config or (
         "route:\n  receiver: 'null'\n  group_wait: 1s\n  group_interval: 1s\n"

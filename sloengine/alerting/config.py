@@ -58,6 +58,10 @@ class AlertmanagerTarget(_Strict):
     #: A firing alert is sent with endsAt = send time + this; sloengine resolves explicitly
     #: (endsAt = the resolving evaluation), so this only bounds a forgotten alert.
     firing_ttl: Duration = timedelta(hours=24)
+    #: Every firing alert is sent again this often (``0s``: never). Alertmanager keeps
+    #: alerts in memory, so after a restart it only knows what clients send again; this is
+    #: Prometheus' ``--rules.alert.resend-delay`` (default 1m) for sloengine's alerts.
+    resend_every: MaybeZero = timedelta(minutes=1)
     #: generatorURL; ``{slo}`` is replaced by the SLO name. Default: the SLO's runbook.
     generator_url: str | None = None
 

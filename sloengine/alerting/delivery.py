@@ -36,7 +36,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from sloengine.alerting import outbox
+from sloengine.alerting import outbox, refresh
 from sloengine.alerting.config import BreakerPolicy, NotifyConfig, RetryPolicy
 from sloengine.alerting.notifiers import DeliveryFailed, DeliveryRejected, Notifier, build_all
 from sloengine.store import Store
@@ -95,6 +95,7 @@ class DeliveryReport:
     routed: int = 0
     no_route: int = 0
     targets: dict[str, TargetReport] = field(default_factory=dict)
+    refreshed: list[refresh.Refreshed] = field(default_factory=list)
 
     @property
     def attempts(self) -> int:
@@ -106,12 +107,14 @@ class DeliveryReport:
 
     @property
     def ok(self) -> bool:
-        return all(t.retrying == t.dead == t.skipped == 0 for t in self.targets.values())
+        return (all(t.retrying == t.dead == t.skipped == 0 for t in self.targets.values())
+                and all(r.error is None for r in self.refreshed))
 
     def to_json(self) -> dict[str, Any]:
         return {"routed": self.routed, "no_route": self.no_route, "ok": self.ok,
                 "delivered": self.delivered, "attempts": self.attempts,
-                "targets": [asdict(t) for t in self.targets.values()]}
+                "targets": [asdict(t) for t in self.targets.values()],
+                "refreshed": [asdict(r) for r in self.refreshed]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,30 +131,19 @@ def deliver_pass(store: Store, config: NotifyConfig, *, clock: Clock,
                  notifiers: Mapping[str, Notifier] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
     """Route new notifications, send what is due to every target concurrently, record each
-    outcome as it arrives. ``notifiers`` replaces configured notifiers by name (tests)."""
+    outcome as it arrives; then send the firing alerts again to the Alertmanager targets
+    that are due (refresh.py). ``notifiers`` replaces configured notifiers by name (tests)."""
     report = DeliveryReport()
     report.routed, report.no_route = outbox.route(store, config, clock())
     work = outbox.due(store, clock(), config.batch)
-    if not work:
+    if not work and not refresh.due(store, config, clock()):
         return report
     built = build_all(config, clock, dict(notifiers or {}))
     breakers = {t: CircuitBreaker(config.breaker, *outbox.load_target(store, t)) for t in work}
-    results: queue.Queue[_Outcome | str] = queue.Queue()
-    deadline = time.monotonic() + config.pass_deadline.total_seconds()
     try:
-        with ThreadPoolExecutor(max_workers=len(work),
-                                thread_name_prefix="sloengine-notify") as pool:
-            for target, items in work.items():
-                report.targets[target] = TargetReport(target)
-                pool.submit(_drain, target, items, built.get(target), breakers[target],
-                            config, clock, sleep, deadline, results.put)
-            finished = 0
-            while finished < len(work):
-                item = results.get()
-                if isinstance(item, str):
-                    finished += 1
-                    continue
-                _record(store, config, report.targets[item.target], item, clock())
+        if work:
+            _deliver(store, config, work, built, breakers, report, clock, sleep)
+        report.refreshed = refresh.refresh_pass(store, config, built, clock())
     finally:
         for n in built.values():
             n.close()
@@ -161,6 +153,26 @@ def deliver_pass(store: Store, config: NotifyConfig, *, clock: Clock,
                            b.last_success, now)
         report.targets[target].breaker = b.state(now)
     return report
+
+
+def _deliver(store: Store, config: NotifyConfig, work: dict[str, list[outbox.Due]],
+             built: Mapping[str, Notifier], breakers: dict[str, CircuitBreaker],
+             report: DeliveryReport, clock: Clock, sleep: Callable[[float], None]) -> None:
+    results: queue.Queue[_Outcome | str] = queue.Queue()
+    deadline = time.monotonic() + config.pass_deadline.total_seconds()
+    with ThreadPoolExecutor(max_workers=len(work),
+                            thread_name_prefix="sloengine-notify") as pool:
+        for target, items in work.items():
+            report.targets[target] = TargetReport(target)
+            pool.submit(_drain, target, items, built.get(target), breakers[target],
+                        config, clock, sleep, deadline, results.put)
+        finished = 0
+        while finished < len(work):
+            item = results.get()
+            if isinstance(item, str):
+                finished += 1
+                continue
+            _record(store, config, report.targets[item.target], item, clock())
 
 
 def _record(store: Store, config: NotifyConfig, rep: TargetReport, o: _Outcome,
