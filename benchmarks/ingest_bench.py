@@ -23,7 +23,6 @@ import os
 import platform
 import random
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -604,24 +603,52 @@ def run_floor(path: Path) -> dict[str, Any]:
 
 def run_child(cmd: list[str], env: dict[str, str] | None = None
               ) -> tuple[str, float, int, float]:
-    """Run ``cmd``; returns (stdout, wall seconds, peak RSS in bytes, CPU seconds) of the child.
+    """Run ``cmd``; returns (stdout, wall seconds, peak RSS in bytes, CPU seconds).
 
-    Peak RSS comes from ``os.wait4`` — the same rusage that ``resource.getrusage(
-    RUSAGE_CHILDREN)`` accumulates, but for this one child, so runs do not mask each other."""
+    CPU seconds are the child's and all its descendants' (the ingest's decode workers): this
+    process is made a child subreaper, so descendants orphaned when the child exits are
+    re-parented here and reaped with their rusage. Peak RSS is the child's own (``os.wait4``);
+    the largest peak of any descendant is kept in ``LAST_WORKER_RSS``."""
     import tempfile
 
+    global LAST_WORKER_RSS
+    _subreaper()
     with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fout, stderr=ferr, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves to get its rusage
         wall = time.perf_counter() - t0
         proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+        LAST_WORKER_RSS = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # orphans (forkserver, workers) exit soon after
+            try:
+                pid, _, u = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.05)
+                continue
+            cpu += u.ru_utime + u.ru_stime
+            LAST_WORKER_RSS = max(LAST_WORKER_RSS, _maxrss_bytes(u.ru_maxrss))
         fout.seek(0)
         ferr.seek(0)
         out, err = fout.read(), ferr.read()
     if rc != 0:
         raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}\n{err.decode()[-4000:]}")
-    return out.decode(), wall, _maxrss_bytes(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
+    return out.decode(), wall, _maxrss_bytes(usage.ru_maxrss), cpu
+
+
+LAST_WORKER_RSS = 0
+
+
+def _subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER) on Linux; elsewhere worker CPU may go uncounted."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
 
 
 def _maxrss_bytes(v: int) -> int:
@@ -629,20 +656,24 @@ def _maxrss_bytes(v: int) -> int:
 
 
 def sloengine_cmd() -> list[str]:
-    exe = shutil.which("sloengine")
-    return [exe] if exe else [sys.executable, "-m", "sloengine"]
+    """``python -m sloengine`` of this tree (``ingest`` sets PYTHONPATH to the repository):
+    an installed ``sloengine`` script may belong to another checkout."""
+    return [sys.executable, "-m", "sloengine"]
 
 
 def ingest(path: Path, db: Path, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     for p in (db, db.with_name(db.name + ".wal")):
         p.unlink(missing_ok=True)
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(HERE.parent), *filter(None, [env.get("PYTHONPATH")])])
     env.update(extra_env or {})
     out, wall, rss, cpu = run_child([*sloengine_cmd(), "ingest", str(path), "--db", str(db),
                                      "--json"], env)
     report = json.loads(out)
     stored = count_spans(db)
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_bytes": rss, "stored_spans": stored,
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_bytes": rss,
+            "worker_peak_rss_bytes": LAST_WORKER_RSS, "stored_spans": stored,
             "accepted": report["totals"]["accepted"], "rejected": report["totals"]["rejected"]}
 
 
@@ -656,6 +687,36 @@ def count_spans(db: Path) -> int:
         return int(con.execute("SELECT count(*) FROM spans").fetchall()[0][0])
     finally:
         con.close()
+
+
+def jsonl_throughput(out: Path, seed: int, n_small: int, n_big: int, memory: dict[str, Any],
+                     env: dict[str, str]) -> list[dict[str, Any]]:
+    """JSON Lines spans/s against the protobuf ingest of the same spans (same generator and
+    seed), both measured in this run: the 10×N file with the default workers (its JSON Lines
+    run is the memory check's), and the N file in one process (``SLOENGINE_INGEST_WORKERS=1``,
+    the path small files and OTLP/HTTP bodies take)."""
+    rows = []
+    for label, n, extra in (("default workers", n_big, {}),
+                            ("1 process", n_small, {"SLOENGINE_INGEST_WORKERS": "1"})):
+        run_env = {**env, **extra}
+        if extra:
+            jpath, _ = cached(out, "jsonl", n, seed)
+            j = ingest(jpath, out / "bench-jsonl-rate.duckdb", run_env)
+        else:
+            j = memory["big"]
+        ppath, _ = cached(out, "proto", n, seed)
+        p = ingest(ppath, out / "bench-jsonl-rate.duckdb", run_env)
+        for name, r in (("JSON Lines", j), ("protobuf", p)):
+            if r["stored_spans"] != n:
+                raise SystemExit(f"{name} {n}: stored {r['stored_spans']}, expected {n}")
+        rate_j, rate_p = n / j["wall_s"], n / p["wall_s"]
+        print(f"  jsonl rate ({label}) {n:>10,} spans: JSON Lines {j['wall_s']:.1f} s, "
+              f"protobuf {p['wall_s']:.1f} s", flush=True)
+        rows.append({"workers": label, "spans": n, "jsonl_wall_s": j["wall_s"],
+                     "jsonl_cpu_s": j["cpu_s"], "proto_wall_s": p["wall_s"],
+                     "proto_cpu_s": p["cpu_s"], "jsonl_spans_per_s": rate_j,
+                     "proto_spans_per_s": rate_p, "ratio": rate_j / rate_p})
+    return rows
 
 
 # --------------------------------------------------------------------------------------
@@ -734,9 +795,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{path.name}: stored {r['stored_spans']}, expected {n}")
             memory[label] = {"spans": n, "file_bytes": path.stat().st_size, **r}
             print(f"  jsonl {n:>10,} spans: {r['wall_s']:.1f} s, peak RSS "
-                  f"{_mb(r['peak_rss_bytes'])}" + (f" (generated in {g:.0f} s)" if g else ""),
+                  f"{_mb(r['peak_rss_bytes'])}, workers {_mb(r['worker_peak_rss_bytes'])}"
+                  + (f" (generated in {g:.0f} s)" if g else ""),
                   flush=True)
         memory["rss_ratio"] = memory["big"]["peak_rss_bytes"] / memory["small"]["peak_rss_bytes"]
+        memory["throughput"] = jsonl_throughput(out, args.seed, n_small, n_big, memory, env)
 
     verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
     cpu_ratio = floor["cpu_s"] / e2e["cpu_s"]
@@ -750,6 +813,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.spans / floor['parse_s']:>12,.0f}")
     print(f"{'sloengine ingest (end to end)':<34}{e2e['wall_s']:>9.2f}{e2e_rate:>12,.0f}"
           f"{_mb(e2e['peak_rss_bytes']):>12}{e2e['cpu_s']:>9.2f}")
+    if e2e["worker_peak_rss_bytes"]:
+        print(f"{'  decode workers: largest peak RSS':<34}{'':>21}"
+              f"{_mb(e2e['worker_peak_rss_bytes']):>12}")
     print(f"e2e / floor = {ratio:.2f}  (target >= {TARGET_RATIO}): {verdict}")
     print(f"  CPU-time ratio {cpu_ratio:.2f}; load average {load_before[0]:.1f} before and "
           f"{load_after[0]:.1f} after, {os.cpu_count()} cpu(s)"
@@ -759,6 +825,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"JSON Lines peak RSS: {s['spans']:,} spans {_mb(s['peak_rss_bytes'])}, "
               f"{b['spans']:,} spans {_mb(b['peak_rss_bytes'])}: ratio "
               f"{memory['rss_ratio']:.2f} for 10× the spans (target far below 10)")
+        for t in memory["throughput"]:
+            print(f"JSON Lines throughput, {t['workers']}: {t['spans']:,} spans "
+                  f"{t['jsonl_spans_per_s']:,.0f} spans/s vs protobuf of the same spans "
+                  f"{t['proto_spans_per_s']:,.0f} spans/s: ratio {t['ratio']:.2f}")
 
     result = {
         "schema": "sloengine.bench.ingest/v1",

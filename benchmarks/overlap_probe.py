@@ -1,12 +1,13 @@
-"""What a second core could give: the same ingest with decoding one chunk ahead in a thread.
+"""What a second core gives: the same ingest serially, with decoding one chunk ahead in a
+thread, and with ``DecodePool`` (worker processes, what ``sloengine ingest`` does now).
 
     python benchmarks/overlap_probe.py benchmarks/out/traces-1000000-s42-v1.pb
 
 Runs ``read_file`` → ``Store.append`` (what ``Engine.ingest_file`` does) twice into fresh
 databases: serially, then with ``read_file`` in a background thread one chunk ahead of the
-writer. DuckDB and most pyarrow kernels release the GIL, so decoding chunk N+1 (pure Python)
-overlaps with inserting chunk N. Stored rows are the same; it is a probe for a possible
-option, not something ``sloengine ingest`` does today.
+writer (DuckDB and most pyarrow kernels release the GIL, so decoding chunk N+1 — pure Python —
+overlaps with inserting chunk N), then with two decode worker processes
+(sloengine/ingest/parallel.py). Stored rows are the same.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
         yield x
 
 
-def ingest(path: Path, overlap: bool) -> tuple[int, float]:
+def ingest(path: Path, mode: str) -> tuple[int, float]:
     from sloengine.engine import Engine
-    from sloengine.ingest import reader
+    from sloengine.ingest import DecodePool, reader
     from sloengine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,12 +54,14 @@ def ingest(path: Path, overlap: bool) -> tuple[int, float]:
         engine = Engine(Settings(db=Path(tmp) / "probe.duckdb"))
         info = reader.source_info(path)
         batch = engine.store.begin_batch(info)
-        chunks = reader.read_file(path, info, engine.read_options())
-        if overlap:
+        pool = DecodePool(engine.read_options(), 2 if mode == "processes" else 1)
+        chunks = pool.read(path, info)
+        if mode == "thread":
             chunks = prefetch(chunks)
         n = 0
         for chunk in chunks:
             n += engine.store.append(batch, info, chunk).accepted.get("spans", 0)
+        pool.close()
         engine.close()
         return n, time.perf_counter() - t0
 
@@ -67,9 +70,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("file", type=Path)
     args = ap.parse_args()
-    for overlap in (False, True):
-        n, s = ingest(args.file, overlap)
-        label = "decode one chunk ahead (thread)" if overlap else "serial (as sloengine ingest)"
+    labels = {"serial": "serial (ingest_workers=1)", "thread": "decode one chunk ahead (thread)",
+              "processes": "2 decode workers (DecodePool)"}
+    for mode, label in labels.items():
+        n, s = ingest(args.file, mode)
         print(f"{label:<34}{n:>10,} spans {s:7.2f} s {n / s:>9,.0f} spans/s")
 
 

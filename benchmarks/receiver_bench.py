@@ -7,12 +7,16 @@
    ``--spans`` spans with ingest_bench's generator — Collector-style batches of ~500 spans —
    and the same data as one protobuf file (the requests concatenated: protobuf merges them);
 2. **file**: a child process times ``Engine.ingest([file])`` into a fresh database;
-3. **receiver**: starts ``sloengine run`` (fresh database, free port, no SLOs, no file inputs),
-   then ``--senders`` concurrent keep-alive connections POST the requests as an exporter
-   does (``application/x-protobuf``, honouring 429 + Retry-After). *Acknowledged* = all 200s
-   received (each batch fsync'd in the spool); *stored* = the spool is empty again, i.e. every
-   batch is in DuckDB. The spans table must then hold exactly the generated spans;
-4. prints spans/s of each and ``stored / file`` (PASS at >= 0.7), writes
+3. **receiver**: starts ``sloengine run`` (fresh database, free port, no SLOs, no file inputs,
+   an ``ingest`` and an ``oncall`` API key made first), then ``--senders`` concurrent
+   keep-alive connections POST the requests as an exporter does (``application/x-protobuf``,
+   bearer key, honouring 429 + Retry-After). *Acknowledged* = all 200s received (each batch
+   fsync'd in the spool); *stored* = the spool is empty again, i.e. every batch is in DuckDB.
+   The spans table must then hold exactly the generated spans;
+4. **reads under load**: meanwhile one more connection GETs ``/api/v1/slos`` (the SLO state,
+   with the oncall key; it takes the writer's lock like every engine read) back to back, from
+   the first POST until everything is stored; p50/p99/max of those;
+5. prints spans/s of each and ``stored / file`` (PASS at >= 0.7), writes
    ``receiver-result.json``.
 
 The senders run in this process and share the machine with the service: on a small machine
@@ -39,6 +43,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))  # the package from this checkout, installed or not
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p)  # and in the children
 
 from ingest_bench import (  # noqa: E402
     GENERATOR_VERSION,
@@ -49,6 +56,8 @@ from ingest_bench import (  # noqa: E402
 )
 
 TARGET_RATIO = 0.7
+#: the read timed under load: every SLO's current state
+READ_PATH = "/api/v1/slos"
 
 
 def bodies_cached(out: Path, spans: int, seed: int) -> tuple[list[bytes], Path]:
@@ -120,6 +129,45 @@ def _get(port: int, path: str) -> Any:
         conn.close()
 
 
+def _make_key(db: Path, role: str) -> str:
+    out = subprocess.run([*sloengine_cmd(), "keys", "create", "--role", role, "--json",
+                          "--db", str(db)], capture_output=True, text=True, check=True)
+    return str(json.loads(out.stdout)["key"])
+
+
+def _reader(port: int, key: str, stop: threading.Event, out: list[float],
+            errors: list[str]) -> None:
+    """GET the SLO state back to back until ``stop``; each latency in seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {key}"}
+    while not stop.is_set():
+        t = time.perf_counter()
+        conn.request("GET", READ_PATH, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        out.append(time.perf_counter() - t)
+        if r.status != 200:
+            errors.append(f"GET {READ_PATH}: HTTP {r.status}")
+            return
+    conn.close()
+
+
+class _after(threading.Event):
+    """An Event that is set once ``xs`` holds ``n`` items (stops _reader after n reads)."""
+
+    def __init__(self, n: int, xs: list[float]) -> None:
+        super().__init__()
+        self.n, self.xs = n, xs
+
+    def is_set(self) -> bool:
+        return len(self.xs) >= self.n
+
+
+def _pct(xs: list[float], q: float) -> float:
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, int(q * len(ys)))] if ys else float("nan")
+
+
 def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     db = work / "receiver.duckdb"
@@ -128,6 +176,7 @@ def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any
     for f in spool.glob("*.otlp") if spool.exists() else []:
         f.unlink()
     (work / "empty").mkdir(exist_ok=True)
+    ingest_key, read_key = _make_key(db, "ingest"), _make_key(db, "oncall")
     port = _free_port()
     cfg = work / "receiver-bench.yaml"
     cfg.write_text(
@@ -155,7 +204,8 @@ def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any
 
         def send(i: int) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            headers = {"Content-Type": "application/x-protobuf"}
+            headers = {"Content-Type": "application/x-protobuf",
+                       "Authorization": f"Bearer {ingest_key}"}
             while True:
                 try:
                     body = todo.get_nowait()
@@ -175,8 +225,13 @@ def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any
                     return
             conn.close()
 
+        idle = list[float]()  # the same read without load, for scale
+        _reader(port, read_key, _after(20, idle), idle, errors)
         threads = [threading.Thread(target=send, args=(i,)) for i in range(senders)]
+        stop, reads = threading.Event(), list[float]()
+        reader = threading.Thread(target=_reader, args=(port, read_key, stop, reads, errors))
         t0 = time.perf_counter()
+        reader.start()
         for t in threads:
             t.start()
         for t in threads:
@@ -185,6 +240,9 @@ def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any
         while _get(port, "/healthz")["spool_batches"]:
             time.sleep(0.01)
         stored = time.perf_counter() - t0
+        stop.set()
+        reader.join()
+        load_after = os.getloadavg()
         if errors:
             raise SystemExit(f"senders failed: {errors[:3]}")
     finally:
@@ -192,7 +250,10 @@ def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any
         proc.wait(120)
         log.close()
     return {"acked_s": acked, "stored_s": stored, "throttled": sum(throttled),
-            "stored_spans": count_spans(db)}
+            "stored_spans": count_spans(db), "reads": len(reads),
+            "read_p50_ms": _pct(reads, 0.5) * 1000, "read_p99_ms": _pct(reads, 0.99) * 1000,
+            "read_max_ms": max(reads, default=float("nan")) * 1000, "load_after": load_after,
+            "idle_read_p50_ms": _pct(idle, 0.5) * 1000}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'receiver, acknowledged':<28}{acked_rate:>12,.0f} spans/s  ({r['acked_s']:.2f} s,"
           f" {r['throttled']} x 429)")
     print(f"{'receiver, stored':<28}{stored_rate:>12,.0f} spans/s  ({r['stored_s']:.2f} s)")
+    print(f"GET {READ_PATH} under load: {r['reads']} reads, p50 {r['read_p50_ms']:.0f} ms,"
+          f" p99 {r['read_p99_ms']:.0f} ms, max {r['read_max_ms']:.0f} ms"
+          f" (idle: p50 {r['idle_read_p50_ms']:.0f} ms)")
     print(f"stored / file = {ratio:.2f}  (target >= {TARGET_RATIO}: {verdict}); "
-          f"load average before {load[0]:.1f}")
+          f"load average before {load[0]:.1f}, after {r['load_after'][0]:.1f}")
     result = {"spans": n, "requests": len(bodies), "senders": args.senders,
               "file": f, "receiver": r, "file_spans_per_s": file_rate,
               "acked_spans_per_s": acked_rate, "stored_spans_per_s": stored_rate,

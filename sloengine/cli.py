@@ -17,7 +17,16 @@ from typing import Annotated, Any
 
 import typer
 
-from sloengine import cli_alerts, cli_audit, cli_export, cli_report, cli_slo, cli_trace
+from sloengine import (
+    cli_alerts,
+    cli_audit,
+    cli_export,
+    cli_keys,
+    cli_privacy,
+    cli_report,
+    cli_slo,
+    cli_trace,
+)
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.engine import Engine
 from sloengine.errors import SloEngineError
@@ -279,6 +288,8 @@ cli_trace.register(app)
 cli_export.register(app)
 cli_alerts.register(app)
 cli_report.register(app)
+cli_keys.register(app)
+cli_privacy.register(app)
 
 
 def main() -> None:

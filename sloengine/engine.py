@@ -6,16 +6,19 @@ from __future__ import annotations
 import getpass
 import gzip
 import hashlib
+import os
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
+from sloengine import engine_privacy
 from sloengine.alerting import (
     BadEvents,
     DeliveryReport,
@@ -23,11 +26,23 @@ from sloengine.alerting import (
     NotifyConfig,
     Transition,
     advance,
+    dedup_key,
     deliver_pass,
     enqueue,
+    firing,
     load_notify_config,
 )
-from sloengine.compute import Incident, evaluate_slo, materialize, replay_slos, score
+from sloengine.alerting import overview as alerts_overview
+from sloengine.alerting.listing import LIVE as LIVE_ALERTS
+from sloengine.alerting.listing import page as alert_page
+from sloengine.compute import (
+    Incident,
+    evaluate_slo,
+    evaluate_slos,
+    materialize_many,
+    replay_slos,
+    score,
+)
 from sloengine.compute.exemplars import bad_event_filter
 from sloengine.compute.filters import group_expr
 from sloengine.compute.history import slo_history
@@ -43,6 +58,8 @@ from sloengine.compute.pulled import (
 from sloengine.compute.report_doc import AuditHead
 from sloengine.compute.report_doc import document as report_document
 from sloengine.compute.windows import minute_of
+from sloengine.engine_receive import ReceivedRequest as ReceivedRequest
+from sloengine.engine_receive import ingest_requests
 from sloengine.errors import ConfigError, QueryRefused, SloEngineError
 from sloengine.forensics import (
     Exemplar,
@@ -61,6 +78,7 @@ from sloengine.ingest import (
     DEFAULT_PATTERNS,
     AccessLogMapping,
     DecodeOptions,
+    DecodePool,
     DecodeState,
     ReadOptions,
     Redactor,
@@ -68,17 +86,22 @@ from sloengine.ingest import (
     decode_json,
     decode_proto,
     expand,
-    read_file,
     redact_chunk,
     source_info,
 )
 from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult, SourceInfo
 from sloengine.report import render as render_report
+from sloengine.report.pages import render_page
 from sloengine.report.trace import render_trace_html
 from sloengine.settings import Settings
 from sloengine.sources import PrometheusSource
 from sloengine.spec import LoadedSLO, LoadResult, load_paths, resolve
 from sloengine.store import Store
+from sloengine.store import keys as key_store
+from sloengine.store.crypt import Encryption
+from sloengine.store.erase import ErasureReport
+from sloengine.store.keys import KeyRow as KeyRow  # re-exported for the front doors
+from sloengine.store.sandbox import guarded_query
 
 Clock = Callable[[], datetime]
 
@@ -117,8 +140,10 @@ class Engine:
         #: entry it writes
         self.actor = actor or default_actor()
         self.correlation_id = correlation_id or uuid.uuid4().hex
-        self.store = store or Store(settings.db, read_only=read_only, clock=clock)
+        self.store = store or Store(settings.db, read_only=read_only, clock=clock,
+                                    encryption=db_encryption(settings))
         self._read_options: ReadOptions | None = None
+        self._decode_pool: DecodePool | None = None
         self._prometheus: PrometheusSource | None = None
         #: files a folder walk passed over because they are not telemetry
         self.last_skipped: list[Path] = []
@@ -187,12 +212,28 @@ class Engine:
         files = expand((str(p) for p in paths), self.last_skipped)
         if on_total is not None:
             on_total(len(files))
-        for path in files:
-            result = self.ingest_file(path)
-            results.append(result)
-            if on_file is not None:
-                on_file(result)
+        with self._decoding():
+            for path in files:
+                result = self.ingest_file(path)
+                results.append(result)
+                if on_file is not None:
+                    on_file(result)
         return results
+
+    @contextmanager
+    def _decoding(self) -> Iterator[DecodePool]:
+        """The decode workers of one ingest call (started only if a file is big enough),
+        stopped when the call ends: no idle processes between scheduled ingests."""
+        if self._decode_pool is not None:
+            yield self._decode_pool
+            return
+        workers = self.settings.ingest_workers or os.cpu_count() or 1
+        self._decode_pool = DecodePool(self.read_options(), workers)
+        try:
+            yield self._decode_pool
+        finally:
+            self._decode_pool.close()
+            self._decode_pool = None
 
     def ingest_new(self, paths: Iterable[str | Path],
                    on_file: Callable[[IngestResult], None] | None = None
@@ -201,6 +242,13 @@ class Engine:
         were taken in are passed over without hashing or a new batch row."""
         results = []
         self.last_skipped = []
+        with self._decoding():
+            results = self._ingest_new(paths, on_file)
+        return results
+
+    def _ingest_new(self, paths: Iterable[str | Path],
+                    on_file: Callable[[IngestResult], None] | None) -> list[IngestResult]:
+        results = []
         for path in expand((str(p) for p in paths), self.last_skipped):
             st = path.stat()
             seen = self.store.rows(
@@ -230,8 +278,9 @@ class Engine:
         counts = BatchCounts()
         result = IngestResult(info, bid, None, counts)
         try:
-            for chunk in read_file(path, info, self.read_options()):
-                self._store_chunk(result, chunk)
+            with self._decoding() as pool:
+                for chunk in pool.read(path, info):
+                    self._store_chunk(result, chunk)
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raw = path.read_bytes() if info.size_bytes <= _MAX_RAW_FILE else b""
             reason = f"file cannot be read to the end: {exc}"
@@ -295,6 +344,16 @@ class Engine:
             "signal": info.signal, "accepted": counts.accepted,
             "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
         return result
+
+    def ingest_requests(self, requests: Sequence[ReceivedRequest]) -> list[IngestResult]:
+        """Store many received request bodies in one transaction, each its own lineage
+        batch and audit entry, as ingest_bytes would (engine_receive.py says why)."""
+        return ingest_requests(self, requests)
+
+    def erase(self, key: str, value: str, *, dry_run: bool = False) -> ErasureReport:
+        """Delete every raw record carrying ``key=value`` (GDPR erasure; aggregates stay),
+        audited; engine_privacy.py and store/erase.py say what matches."""
+        return engine_privacy.erase(self, key, value, dry_run=dry_run)
 
     def _store_chunk(self, result: IngestResult, chunk: Chunk) -> None:
         result.counts.add(self.store.append(result.batch_id, result.info, chunk))
@@ -362,8 +421,9 @@ class Engine:
         return mark_unavailable(results) if unavailable(self.store, s.slo, t) else results
 
     def materialize(self, slos: list[LoadedSLO]) -> list[dict[str, Any]]:
-        return [materialize(self.store, s.slo, lateness_minutes=self.settings.lateness_minutes,
-                            now=self.clock()) for s in slos]
+        return materialize_many(self.store, [s.slo for s in slos],
+                                lateness_minutes=self.settings.lateness_minutes,
+                                now=self.clock())
 
     def evaluate(self, at: datetime | None = None, slo: str | None = None
                  ) -> list[SloResult]:
@@ -372,7 +432,8 @@ class Engine:
         slos = self._selected(slo)
         t = minute_of(at or self.clock())
         if self.store.read_only:
-            return [r for s in slos for r in self._status(s, evaluate_slo(self.store, s, t), t)]
+            return [r for s, res in zip(slos, evaluate_slos(self.store, slos, t), strict=True)
+                    for r in self._status(s, res, t)]
         self.materialize(slos)
         self._pull(slos, t)  # network I/O before the transaction (a pull commits per chunk)
         return self._evaluate_at(slos, t, slo)
@@ -383,8 +444,8 @@ class Engine:
         evaluations — one transaction (the outbox rows commit with the state change)."""
         out: list[SloResult] = []
         with self.store.transaction():
-            for s in slos:
-                results = evaluate_slo(self.store, s, t)
+            # every SLO's numbers from a few shared queries (compute.evaluate_slos)
+            for s, results in zip(slos, evaluate_slos(self.store, slos, t), strict=True):
                 transitions: list[Transition] = []
                 if unavailable(self.store, s.slo, t):
                     # holes in a pulled SLI: report them, but neither fire nor resolve
@@ -551,6 +612,10 @@ class Engine:
         """The story as a self-contained HTML page (report/templates/trace.html.j2)."""
         return render_trace_html(story_json(story))
 
+    def trace_json(self, story: Story) -> dict[str, Any]:
+        """The story as the ``sloengine.trace/v1`` dict (forensics/contract.py)."""
+        return story_json(story)
+
     def compare_requests(self, a: str, b: str, *, top: int = 10,
                          adjust_skew: bool = False) -> dict[str, Any]:
         """How two requests of the same route differ (``sloengine.compare/v1``)."""
@@ -583,6 +648,22 @@ class Engine:
                step_minutes: int = 60) -> list[Path]:
         """Write the report of ``[t_from, t_to)``: compute reads the history through the
         store, report renders it; the files written (with sha256) go into the audit trail."""
+        doc = self.report_doc(t_from, t_to, slos=slos, auditor=auditor, label=label,
+                              step_minutes=step_minutes)
+        a, b = minute_of(t_from), minute_of(t_to)
+        files = render_report(doc, fmt, out)
+        self.audit("report", str(out), "ok", {
+            "format": fmt, "from": a, "to": b, "step": step_minutes, "auditor": auditor,
+            "slos": sorted(s["name"] for s in doc["slos"]),
+            "files": [{"path": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+                      for f in files]})
+        return files
+
+    def report_doc(self, t_from: datetime, t_to: datetime, *, slos: list[str] | None = None,
+                   auditor: bool = False, label: str | None = None, step_minutes: int = 60
+                   ) -> dict[str, Any]:
+        """The ``sloengine.report/v1`` document of ``[t_from, t_to)`` (report and the status
+        pages render it; it writes only what any read does: buckets, SLO versions)."""
         selected = self._selected(None)
         if slos:
             names = {s.slo.metadata.name for s in selected}
@@ -604,20 +685,140 @@ class Engine:
             head = AuditHead(self.store.meta(audit_trail.HEAD_KEY), verdict.ok,
                              verdict.entries, verdict.problem)
             versions = slo_versions_used(self.store, selected, a, b)
-        doc = report_document(histories, a, b, step_minutes, generated_at=self.clock(),
-                              label=label, versions=versions, audit=head)
-        files = render_report(doc, fmt, out)
-        self.audit("report", str(out), "ok", {
-            "format": fmt, "from": a, "to": b, "step": step_minutes, "auditor": auditor,
-            "slos": sorted(s.slo.metadata.name for s in selected),
-            "files": [{"path": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
-                      for f in files]})
-        return files
+        return report_document(histories, a, b, step_minutes, generated_at=self.clock(),
+                               label=label, versions=versions, audit=head)
+
+    # -- status pages ------------------------------------------------------------------------
+    def status(self, at: datetime | None = None, slo: str | None = None) -> list[SloResult]:
+        """Every (or one) SLO's state at ``at`` for readers (status pages, API), without
+        advancing the alert state machine. Now, each tier carries its live alert state
+        (pending/firing, from the last scheduled evaluation); at a past ``at`` it carries
+        its condition then, as a look back in time does in alerting/state.py."""
+        slos = self._selected(slo)
+        t = minute_of(at or self.clock())
+        if not self.store.read_only:
+            self.materialize(slos)
+        live = None if at is not None else {a["dedup_key"]: a["state"]
+                                            for a in firing(self.store)}
+        out = []
+        for s in slos:
+            for r in self._status(s, evaluate_slo(self.store, s, t), t):
+                out.append(replace(r, alerts=[replace(d, state=(
+                    live.get(dedup_key(r, d.tier), "inactive") if live is not None
+                    else "firing" if d.condition else "inactive")) for d in r.alerts]))
+        return out
+
+    def live_alerts(self) -> list[dict[str, Any]]:
+        """Alerts pending or firing now in the persisted state machine (times in minutes)."""
+        return firing(self.store)
+
+    def page_html(self, page: str, **context: Any) -> str:
+        """One status page (report/pages.py renders it; api/pages.py serves it)."""
+        return render_page(page, **context)
 
     # -- summaries ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """What the store holds: table counts, time range, services, batches."""
         return self.store.summary()
+
+    # -- the HTTP API (sloengine/api/): keys, reads without side effects ---------------------
+    def create_key(self, role: str, name: str, expires_at: datetime | None = None
+                   ) -> tuple[KeyRow, str]:
+        """A new API key: its row (the secret only as a salted hash) and the key itself,
+        shown once and never stored. Audited."""
+        key_id, secret, token = key_store.new_token()
+        row = KeyRow(key_id, name, role, key_store.hash_secret(secret), self.clock(),
+                     self.actor, expires_at, None)
+        key_store.insert(self.store, row)
+        self.audit("key.create", key_id, "ok", {k: v for k, v in row.public().items()
+                                                 if k in ("name", "role", "expires_at")})
+        return row, token
+
+    def list_keys(self) -> list[KeyRow]:
+        rows = key_store.all_keys(self.store)
+        self.audit("key.list", "api_keys", "ok", {"keys": len(rows)})
+        return rows
+
+    def key_rows(self) -> list[KeyRow]:
+        """Every key, unaudited: the API's authentication cache (api/access.py) reads it."""
+        return key_store.all_keys(self.store)
+
+    def revoke_key(self, key_id: str) -> KeyRow | None:
+        """Revoke a key (None: no such key). Revoking twice keeps the first time. Audited."""
+        row = key_store.get(self.store, key_id)
+        if row is None:
+            self.audit("key.revoke", key_id, "error", {"problem": "no such key"})
+            return None
+        key_store.revoke(self.store, key_id, self.clock())
+        self.audit("key.revoke", key_id, "ok", {"role": row.role, "name": row.name})
+        return key_store.get(self.store, key_id)
+
+    @staticmethod
+    def parse_key(token: str) -> tuple[str, str] | None:
+        return key_store.parse_token(token)
+
+    @staticmethod
+    def key_matches(row: KeyRow, secret: str) -> bool:
+        return key_store.verify_secret(secret, row.secret_hash)
+
+    def data_version(self) -> str:
+        """A digest that changes when what a report or a replay reads changes: batches
+        (new data), record counts (retention, erasure), SLO buckets and alert transitions,
+        the SLO definitions' content hashes, the incidents file. The API's ETags hang on it."""
+        counts = self.store.rows(
+            "SELECT (SELECT coalesce(max(batch_id), 0) FROM ingest_batches), "
+            "(SELECT count(*) FROM ingest_batches), (SELECT count(*) FROM spans), "
+            "(SELECT count(*) FROM logs), (SELECT count(*) FROM metric_points), "
+            "(SELECT count(*) FROM slo_buckets), (SELECT count(*) FROM alert_transitions)")[0]
+        slos = sorted((s.slo.metadata.name, s.version)
+                      for s in self.load_slos(record=False).slos)
+        inc = self.settings.incidents_file
+        inc_sig = inc.stat().st_mtime_ns if inc is not None and inc.exists() else None
+        return hashlib.sha256(orjson.dumps([list(counts), slos, inc_sig])).hexdigest()[:32]
+
+    def current_state(self, slo: str | None = None) -> list[dict[str, Any]]:
+        """The newest stored evaluation of every (or one) SLO, as the evaluate job left it:
+        a read (nothing is evaluated, no alert moves) on the store's reader connection, so
+        it is safe without the engine lock."""
+        return [orjson.loads(r[0]) for r in self.store.read(
+            "SELECT result FROM slo_evaluations WHERE ?::VARCHAR IS NULL OR slo_name = ? "
+            "QUALIFY rank() OVER (PARTITION BY slo_name ORDER BY eval_minute DESC) = 1 "
+            "AND row_number() OVER (PARTITION BY slo_name, objective, grp "
+            "ORDER BY eval_minute DESC, evaluated_at DESC) = 1 "
+            "ORDER BY slo_name, objective, grp", [slo, slo])]
+
+    def slo_names(self) -> list[str]:
+        return [s.slo.metadata.name for s in self.load_slos(record=False).slos]
+
+    def alerts_view(self, *, states: tuple[str, ...] = LIVE_ALERTS, severity: str | None = None,
+                    slo: str | None = None, after: str | None = None, limit: int = 50
+                    ) -> dict[str, Any]:
+        """``sloengine alerts`` with filters and a page of alerts (``next_cursor``)."""
+        view = alerts_overview(self.store, self.clock())
+        view["alerts"], view["next_cursor"] = alert_page(
+            self.store, states=states, severity=severity, slo=slo, after=after, limit=limit)
+        return view
+
+    def trace_document(self, ident: str, *, adjust_skew: bool = False, max_traces: int = 50
+                       ) -> dict[str, Any]:
+        """``sloengine.trace/v1`` of one request (see ``trace``)."""
+        return story_json(self.trace(ident, adjust_skew=adjust_skew, max_traces=max_traces))
+
+    def query_here(self, query: str, limit: int | None = None
+                   ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """``user_query`` on this engine's own connection (inside ``sloengine run``, where a
+        second, sandboxed connection cannot be opened): store/sandbox.py checks the syntax
+        tree instead. Audited, refusals too."""
+        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
+        try:
+            cols, rows = guarded_query(self.store, query, limit)
+        except QueryRefused as exc:
+            self.audit("sql", f"query:{digest}", "refused", {"query": query, "rows": 0,
+                                                               "problem": str(exc)})
+            raise
+        self.audit("sql", f"query:{digest}", "ok", {"query": query, "rows": len(rows),
+                                                      "problem": ""})
+        return cols, rows
 
 
 def _bad_events(s: LoadedSLO) -> BadEvents | None:
@@ -644,6 +845,14 @@ def _unix_ns(t: datetime) -> int:
     return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
+def db_encryption(settings: Settings) -> Encryption | None:
+    """The key of the database file, from the settings (env SLOENGINE_DB_ENCRYPTION_KEY)."""
+    key = settings.db_encryption_key
+    if key is None:
+        return None
+    return Encryption(key.get_secret_value(), settings.db_encryption_unsafe_mbedtls)
+
+
 def default_actor() -> str:
     try:
         return getpass.getuser()
@@ -660,7 +869,7 @@ def user_query(settings: Settings, query: str, limit: int | None = None,
     cols: list[str] = []
     rows: list[tuple[Any, ...]] = []
     try:
-        with Store(settings.db, sandboxed=True) as ro:
+        with Store(settings.db, sandboxed=True, encryption=db_encryption(settings)) as ro:
             cols, rows = ro.user_query(query, limit)
     except QueryRefused as exc:
         outcome, problem = "refused", exc

@@ -164,7 +164,11 @@ class EngineService:
                                                                     + ".spool"),
                       max_bytes=http.spool_max_bytes, max_batches=http.spool_max_batches)
         self.receiver = Receiver(self.engine, spool, self.lock, http)
-        server = HttpServer(build_app(self.receiver), http.host, http.port)
+        server = HttpServer(build_app(self.receiver, service=self), http.host, http.port,
+                            tls_cert=http.tls_cert, tls_key=http.tls_key)
+        if http.auth and not self.engine.key_rows():
+            log.warning("no API keys yet: every HTTP route answers 401; make one with "
+                        "`sloengine keys create --role admin`")
         if spool.batches:
             log.info("draining %d spooled batch(es) left by the previous run", spool.batches)
             self.drain_spool()

@@ -100,6 +100,25 @@ class HttpSettings(_Strict):
     #: The drain job wakes when a batch is spooled, and at least this often (seconds).
     drain_seconds: float = Field(default=1.0, gt=0)
     retry_after_seconds: int = Field(default=1, ge=0)
+    #: Every route but /healthz needs an API key (``sloengine keys create``); false only
+    #: for a trusted loopback setup (the OTLP receiver then takes anyone's data).
+    auth: bool = True
+    #: HTTPS when both are set (PEM files; uvicorn ssl_certfile / ssl_keyfile).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Client addresses or networks (CIDR) allowed to connect; empty: any.
+    allow_ips: list[str] = Field(default_factory=list)
+    #: Token bucket per API key: requests per second and burst (429 with Retry-After).
+    rate_per_second: float = Field(default=20, gt=0)
+    rate_burst: int = Field(default=40, ge=1)
+    #: The same for the OTLP routes, whose exporters send many small batches.
+    ingest_rate_per_second: float = Field(default=1000, gt=0)
+    ingest_rate_burst: int = Field(default=2000, ge=1)
+    #: Largest /api request body (bigger: 413); seconds an /api call may take (then 503).
+    api_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    api_timeout_seconds: float = Field(default=60, gt=0)
+    #: Serve the Swagger UI at /api/v1/docs (off in production).
+    docs: bool = False
 
 
 class Settings(BaseSettings):
@@ -110,6 +129,12 @@ class Settings(BaseSettings):
     )
 
     db: Path = Path("sloengine.duckdb")
+    #: Encrypt the DuckDB file (AES-256-GCM, store/crypt.py) with this key; set it in the
+    #: environment (SLOENGINE_DB_ENCRYPTION_KEY), never in a file. Never logged.
+    db_encryption_key: SecretStr | None = None
+    #: Let DuckDB write encrypted files with its built-in mbedTLS when the httpfs extension
+    #: (OpenSSL) is not installed: for tests only (its nonces are not secure random).
+    db_encryption_unsafe_mbedtls: bool = False
     slo_dir: Path = Path("slo_definitions")
     #: Folders and files ingested by ``sloengine run``.
     inputs: list[Path] = Field(default_factory=lambda: [Path("sample_data")])
@@ -126,6 +151,10 @@ class Settings(BaseSettings):
     #: Records per chunk (one transaction each). 122,880 is one DuckDB row group: commits
     #: then write whole row groups instead of rewriting a partial one (benchmarks/README.md).
     chunk_records: int = Field(default=122_880, ge=100, le=5_000_000)
+    #: Worker processes that decode big input files while the writer stores (0: one per
+    #: CPU; 1: decode in the writer's process). Small files and OTLP/HTTP bodies are always
+    #: decoded in-process (sloengine/ingest/parallel.py).
+    ingest_workers: int = Field(default=0, ge=0, le=64)
     #: Late data older than this (behind the newest bucket of an SLO) no longer updates it.
     lateness_minutes: int = Field(default=7 * 24 * 60, ge=0)
     #: Incidents (time ranges) that ``replay`` scores detection against.

@@ -14,6 +14,8 @@ from prometheus_client.metrics_core import Metric
 from pythonjsonlogger.json import JsonFormatter
 
 CORRELATION_ID: ContextVar[str] = ContextVar("correlation_id", default="-")
+#: the X-Request-ID of the HTTP request being served (api/app.py), in every log line of it
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
 REGISTRY = CollectorRegistry()
 INGEST_ROWS = Counter("sloengine_ingest_rows", "Records stored by ingest.", ["table"],
@@ -75,6 +77,7 @@ def serve_metrics(host: str, port: int) -> None:
 class _CorrelationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = CORRELATION_ID.get()
+        record.request_id = REQUEST_ID.get()
         return True
 
 
@@ -85,7 +88,8 @@ def setup_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     handler.addFilter(_CorrelationFilter())
     if use_json:
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s "
+            "%(request_id)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     else:
         handler.setFormatter(logging.Formatter(

@@ -32,7 +32,7 @@ def _config(tmp_path: Path, **http: Any) -> tuple[Path, int]:
     cfg = tmp_path / "sloengine.yaml"
     cfg.write_text(
         f"db: {tmp_path / 'svc.duckdb'}\ninputs: [{inbox}]\nslo_dir: {ROOT / 'slo_definitions'}\n"
-        f"metrics_port: 0\nlog_format: json\nhttp: {{port: {port}{extra}}}\n"
+        f"metrics_port: 0\nlog_format: json\nhttp: {{port: {port}, auth: false{extra}}}\n"
         "schedule: {ingest_seconds: 3600, evaluate_seconds: 3600}\n")
     return cfg, port
 

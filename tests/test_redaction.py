@@ -88,3 +88,18 @@ def test_redaction_key_from_settings_and_disabled(tmp_path: Path) -> None:
     with Engine(s) as e:
         e.ingest([f])
         assert e.store.one("SELECT attr_str['user.email'] FROM spans") == "a@b.io"
+
+
+def test_custom_keys_without_patterns(tmp_path: Path) -> None:
+    """Keys only, no value patterns (and no default rules): string maps are redacted by key
+    (this used to fail: the empty pattern set gave no mask to combine)."""
+    f = tmp_path / "r.traces.pb"
+    f.write_bytes(trace_request([span(1, 1, attrs={"customer.ref": "C-77", "note": "a@b.io",
+                                                   "n": 3})]).SerializeToString())
+    s = load_settings(None, db=tmp_path / "k.duckdb", redaction={
+        "key": "test-key", "keys": ["customer.ref"], "use_default_rules": False})
+    with Engine(s) as e:
+        [r] = e.ingest([f])
+        assert not r.errors
+        row = e.store.rows("SELECT attr_str, attr_int FROM spans")[0]
+    assert row == ({"customer.ref": token("customer.ref", "C-77"), "note": "a@b.io"}, {"n": 3})

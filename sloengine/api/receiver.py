@@ -3,8 +3,9 @@
 ``accept`` runs in the request handlers, outside the writer's lock: it decodes the body
 (through the Engine, which owns decoding) to answer 400 or a partial success honestly,
 writes the body to the durable spool, and only then says 200. ``drain`` runs as the single
-writer: under the EngineService lock, one spooled batch at a time, it stores the batch
-through ``Engine.ingest_bytes`` (lineage, dead letters, dedup) and then forgets it.
+writer: under the EngineService lock it stores runs of spooled requests, each run in one
+transaction (``Engine.ingest_requests``: a lineage batch, dedup and dead letters per request,
+one commit for all), and forgets them only once they are committed.
 
 The decoded chunks of a request are kept in memory for the drain (bounded), so a batch is
 decoded once; after a restart the drain decodes the spooled bytes again.
@@ -22,7 +23,7 @@ from prometheus_client import Counter, Gauge
 from sloengine import telemetry
 from sloengine.api.otlp import Fmt, Reply, failure, success
 from sloengine.api.spool import Spool, SpoolCorrupt, SpoolEntry, SpoolFull
-from sloengine.engine import DecodedRequest, Engine
+from sloengine.engine import DecodedRequest, Engine, ReceivedRequest
 from sloengine.errors import TransientError
 from sloengine.model import IngestResult
 from sloengine.settings import HttpSettings
@@ -38,6 +39,11 @@ SPOOL_BYTES = Gauge("sloengine_spool_bytes", "Bytes waiting in the spool.",
 
 #: decoded requests kept for the drain, by the size of their bodies
 _CACHE_BYTES = 64 << 20
+#: a drain stores up to this many spooled requests in one transaction, and as many bytes as
+#: it stored in _HOLD_SECONDS the last times, within _GROUP_BYTES (min, max)
+_GROUP_REQUESTS = 64
+_HOLD_SECONDS = 0.25
+_GROUP_BYTES = (1 << 20, 32 << 20)
 #: a batch that fails to store this many times (not transiently) moves to spool/failed/
 _MAX_ATTEMPTS = 3
 _NOUNS = {"traces": "span", "logs": "log record", "metrics": "metric"}
@@ -61,6 +67,8 @@ class Receiver:
         self._cache_lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._attempts: dict[str, int] = {}
+        #: how long storing took per spooled byte, lately (sizes the drain's groups)
+        self._seconds_per_byte = 0.0
         with lock:
             engine.read_options()  # made by the writer, so decoding never needs the store
         SPOOL_BATCHES.set_function(lambda: spool.batches)
@@ -134,32 +142,84 @@ class Receiver:
     def _drain_into(self, results: list[IngestResult], deadline: float | None,
                     final: bool) -> None:
         while entries := self.spool.ready():
-            for entry in entries:
+            pos = 0
+            while pos < len(entries):
                 if (deadline is not None and time.monotonic() > deadline) or (
                         self.closing.is_set() and not final):
                     return
+                group = _next_group(entries, pos, self._group_bytes())
+                pos += len(group)
+                started = time.monotonic()
                 try:
-                    result = self._store(entry)
+                    results.extend(self._store_group(group))
                 except (TransientError, OSError) as exc:
-                    log.warning("spooled batch %s not stored yet: %s", entry.name, exc)
+                    log.warning("spooled batches %s.. not stored yet: %s", group[0].name, exc)
                     return
-                if result is not None:
-                    results.append(result)
+                self._learn(sum(e.size for e in group), time.monotonic() - started)
 
-    def _store(self, entry: SpoolEntry) -> IngestResult | None:
-        decoded = self._take(entry.name)
-        try:
-            body, meta = self.spool.read(entry)
-            if meta.format not in ("otlp-proto", "otlp-json"):
-                raise SpoolCorrupt(f"unknown format {meta.format!r}", where=str(entry.path))
-        except SpoolCorrupt as exc:
-            log.error("%s; moved to %s", exc, self.spool.quarantine(entry))
-            return None
+    def _group_bytes(self) -> int:
+        """How many spooled bytes the next group may take: as many as the last groups
+        stored in _HOLD_SECONDS (the writer's lock is held that long; readers of the API
+        wait behind it), within _GROUP_BYTES."""
+        if self._seconds_per_byte <= 0:
+            return _GROUP_BYTES[0]
+        return max(_GROUP_BYTES[0], min(_GROUP_BYTES[1],
+                                        int(_HOLD_SECONDS / self._seconds_per_byte)))
+
+    def _learn(self, size: int, seconds: float) -> None:
+        rate = seconds / max(size, 1)
+        old = self._seconds_per_byte
+        self._seconds_per_byte = rate if old <= 0 else (old + rate) / 2
+
+    def _store_group(self, group: list[SpoolEntry]) -> list[IngestResult]:
+        """Store spooled requests in one transaction; each is removed from the spool only
+        after the commit (kill -9 safe: a crash before it leaves them all spooled, and the
+        store's dedup makes a second drain of a committed one harmless). If the group fails
+        for a reason other than a transient one, its requests go one by one, so only the bad
+        one is retried and set aside."""
+        kept: list[SpoolEntry] = []
+        requests: list[ReceivedRequest] = []
+        for entry in group:
+            try:
+                body, meta = self.spool.read(entry)
+                if meta.format not in ("otlp-proto", "otlp-json"):
+                    raise SpoolCorrupt(f"unknown format {meta.format!r}", where=str(entry.path))
+            except SpoolCorrupt as exc:
+                self._take(entry.name)
+                log.error("%s; moved to %s", exc, self.spool.quarantine(entry))
+                continue
+            kept.append(entry)
+            requests.append(ReceivedRequest(body, meta.signal, cast(Fmt, meta.format),
+                                            meta.sender, self._take(entry.name)))
+        if len(kept) == 1 and not self._attempts.get(kept[0].name):
+            # nothing to gain from a group of one; the single path counts attempts
+            one = self._store_one(kept[0], requests[0])
+            return [] if one is None else [one]
         try:
             with self.lock:
                 self.engine.correlation_id = telemetry.CORRELATION_ID.get()
-                result = self.engine.ingest_bytes(body, meta.signal, cast(Fmt, meta.format),
-                                                  meta.sender, decoded=decoded)
+                stored = self.engine.ingest_requests(requests)
+        except (TransientError, OSError):
+            raise
+        except Exception:
+            log.exception("storing %d spooled batches together failed; one by one now",
+                          len(kept))
+            out = []
+            for entry, req in zip(kept, requests, strict=True):
+                one = self._store_one(entry, req)
+                if one is not None:
+                    out.append(one)
+            return out
+        for entry, result in zip(kept, stored, strict=True):
+            self._done(entry, result)
+        return stored
+
+    def _store_one(self, entry: SpoolEntry, req: ReceivedRequest) -> IngestResult | None:
+        try:
+            with self.lock:
+                self.engine.correlation_id = telemetry.CORRELATION_ID.get()
+                result = self.engine.ingest_bytes(req.data, req.signal, req.fmt, req.sender,
+                                                  decoded=req.decoded)
         except (TransientError, OSError):
             raise
         except Exception:
@@ -170,12 +230,29 @@ class Receiver:
                           self.spool.quarantine(entry))
                 self._attempts.pop(entry.name, None)
             return None
+        self._done(entry, result)
+        return result
+
+    def _done(self, entry: SpoolEntry, result: IngestResult) -> None:
+        """The batch is committed: forget it."""
         self.spool.remove(entry)
         self._attempts.pop(entry.name, None)
         for table, n in result.counts.accepted.items():
             telemetry.INGEST_ROWS.labels(table).inc(n)
         telemetry.INGEST_REJECTED.inc(result.counts.rejected)
-        return result
+
+
+def _next_group(entries: list[SpoolEntry], pos: int, max_bytes: int) -> list[SpoolEntry]:
+    """The spooled requests from ``pos`` that go into one transaction: at least one, at most
+    _GROUP_REQUESTS, and no more than ``max_bytes`` together."""
+    group = [entries[pos]]
+    size = entries[pos].size
+    for e in entries[pos + 1:pos + _GROUP_REQUESTS]:
+        if size + e.size > max_bytes:
+            break
+        group.append(e)
+        size += e.size
+    return group
 
 
 def _partial_message(signal: str, decoded: DecodedRequest) -> str:

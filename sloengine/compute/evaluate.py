@@ -8,10 +8,13 @@ ratios. No rounding (rendering rounds); "no data" is a status, never a number.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from sloengine.compute import rollups
 from sloengine.compute.series import (
     SeriesPlan,
     exclusion_sql,
@@ -28,21 +31,28 @@ from sloengine.store import Store
 
 #: (label, first band, last band, sign); no bands: an empty window
 Span = tuple[str, int, int, int]
+#: where a point query's SQL lists the SLOs it reads (``PointQuery.sql_for``)
+NAMES = "/*names*/"
 
 
 @dataclass(frozen=True, slots=True)
 class PointQuery:
-    """One evaluation: SQL for rows (grp, kind, band, v0, v1, ...) — kind 0: good, total
-    per band of minutes; kind 1: slices with data, sum of slice ratios, bad slices per
-    objective per band of slices — and how bands add up to each column."""
+    """One evaluation: SQL for rows (slo_name, grp, kind, band, v0, v1, ...) — kind 0: good,
+    total per band of minutes; kind 1: slices with data, sum of slice ratios, bad slices per
+    objective per band of slices — and how bands add up to each column. The SQL reads the
+    SLOs named in ``slo_name IN (NAMES)``: SLOs whose SQL is the same text (same windows,
+    period, corrections, rollups) share one query (``sql_for``)."""
 
     sql: str
-    params: list[Any]
     plan: SeriesPlan
     t: int
     ps: int
     minute_spans: tuple[Span, ...]
     slice_spans: tuple[Span, ...]
+
+    def sql_for(self, names: list[str]) -> tuple[str, list[str]]:
+        marks = ", ".join("?" for _ in names)
+        return self.sql.replace(NAMES, marks), names * self.sql.count(NAMES)
 
     @property
     def columns(self) -> list[str]:
@@ -98,47 +108,86 @@ def _bands(col: str, ranges: list[tuple[str, int, int, int]]) -> tuple[str, tupl
             tuple((label, index[a] + 1, index[b], sign) for label, a, b, sign in ranges))
 
 
-def point_query(slo: SLO, t: int) -> PointQuery:
-    """The sums of ``series_sql(slo, t, t, 1)`` from one pass over the buckets."""
+def point_query(slo: SLO, t: int, *, rolled_up: bool = False, slices_rolled: bool = False
+                ) -> PointQuery:
+    """The sums of ``series_sql(slo, t, t, 1)`` from one pass over the buckets. With
+    ``rolled_up`` (the SLO's hourly rollups are complete, rollups.py) whole hours are read
+    from the rollups — with slices only when ``slices_rolled`` (its slice rollups match)."""
     p = plan(slo)
     rolling = rolling_minutes(slo)
     ps = t - rolling if rolling is not None else period_start(slo.spec.window, t)
     lo = read_from(p, ps, t)
     excl = excluded_ranges(slo.spec.corrections, lo, t)
-    band, m_spans = _bands("minute", [*((str(m), t - m, t, 1) for m in p.windows),
-                                      ("p", ps, t, 1)])
+    minute_ranges = [*((str(m), t - m, t, 1) for m in p.windows), ("p", ps, t, 1)]
+    band, m_spans = _bands("minute", minute_ranges)
     s = p.slice_minutes
-    n_obj = len(p.slice_targets)
-    pad = "".join(f", NULL::DOUBLE AS v{2 + i}" for i in range(n_obj)) if s else ""
-    sql = f"""
-WITH b AS (
-  SELECT grp, minute, good, total, NOT {exclusion_sql(excl, 'minute')} AS keep
-  FROM slo_buckets WHERE slo_name = ? AND minute >= {lo} AND minute < {t})
-SELECT grp, 0 AS kind, CASE WHEN keep THEN {band} ELSE 0 END AS band, sum(good) AS v0,
-  sum(total) AS v1{pad}
-FROM b GROUP BY ALL"""
-    s_spans: tuple[Span, ...] = ()
+    s_ranges: list[tuple[str, int, int, int]] = []
     if s:
         end = t // s  # windows hold the whole slices before this one
-        ranges = [(str(m), end - m // s, end, 1) for m in p.windows]
+        s_ranges = [(str(m), end - m // s, end, 1) for m in p.windows]
         if rolling is not None:
-            ranges.append(("p", end - rolling // s, end, 1))
+            s_ranges.append(("p", end - rolling // s, end, 1))
         else:
             first = (ps + s - 1) // s
             # a period starting inside the current slice: as the running-sum difference,
             # minus the slices [end, first)
-            ranges.append(("p", first, end, 1) if first <= end else ("p", end, first, -1))
-        sband, s_spans = _bands("s", ranges)
-        bads = "".join(f", sum((n > 0 AND g / n < {float(tg)!r})::INT)"
-                       for tg in p.slice_targets)
-        sql += f"""
-UNION ALL
-SELECT grp, 1, {sband}, sum((n > 0)::INT), sum(CASE WHEN n > 0 THEN g / n ELSE 0 END){bads}
-FROM (SELECT grp, minute // {s} AS s, coalesce(sum(good) FILTER (WHERE keep), 0) AS g,
+            s_ranges.append(("p", first, end, 1) if first <= end else ("p", end, first, -1))
+    use_rollups = rolled_up and (not s or slices_rolled)
+    # every boundary a whole hour must not straddle: window and period starts, corrections,
+    # and (in minutes) slice-window starts
+    cuts = [x for _, a, b, _ in minute_ranges for x in (a, b)]
+    cuts += [x for ab in excl for x in ab]
+    cuts += [x * (s or 0) for _, a, b, _ in s_ranges for x in (a, b)]
+    if use_rollups:
+        source = rollups.read_sql(lo, t, cuts, NAMES)
+    else:
+        source = (f"SELECT slo_name, grp, minute, good, total, 0 AS src FROM slo_buckets"
+                  f" WHERE slo_name IN ({NAMES}) AND minute >= {lo} AND minute < {t}")
+    n_obj = len(p.slice_targets)
+    pad = "".join(f", NULL::DOUBLE AS v{2 + i}" for i in range(n_obj)) if s else ""
+    sql = f"""
+WITH b AS (
+  SELECT slo_name, grp, minute, good, total, src, NOT {exclusion_sql(excl, 'minute')} AS keep
+  FROM ({source}))
+SELECT slo_name, grp, 0 AS kind, CASE WHEN keep THEN {band} ELSE 0 END AS band, sum(good) AS v0,
+  sum(total) AS v1{pad}
+FROM b GROUP BY ALL"""
+    s_spans: tuple[Span, ...] = ()
+    if s:
+        sband, s_spans = _bands("s", s_ranges)
+        per_slice = f"""(SELECT slo_name, grp, minute // {s} AS s,
+        coalesce(sum(good) FILTER (WHERE keep), 0) AS g,
         coalesce(sum(total) FILTER (WHERE keep), 0) AS n
-      FROM b GROUP BY ALL)
+      FROM b WHERE src = 0 GROUP BY ALL)"""
+        if not use_rollups:
+            bads = "".join(f", sum((n > 0 AND g / n < {float(tg)!r})::INT)"
+                           for tg in p.slice_targets)
+            sql += f"""
+UNION ALL
+SELECT slo_name, grp, 1, {sband}, sum((n > 0)::INT),
+  sum(CASE WHEN n > 0 THEN g / n ELSE 0 END){bads}
+FROM {per_slice}
 GROUP BY ALL"""
-    return PointQuery(sql, [slo.metadata.name], p, t, ps, m_spans, s_spans)
+        else:
+            # minutes of cut hours slice by slice, whole hours from the slice rollups
+            bads = "".join(f", (n > 0 AND g / n < {float(tg)!r})::INT::DOUBLE AS b{i}"
+                           for i, tg in enumerate(p.slice_targets))
+            keep = "NOT " + exclusion_sql(excl, "{col}")
+            hourly = rollups.slices_sql(lo, t, cuts, NAMES, s, n_obj, keep)
+            sums = "".join(f", sum(b{i})" for i in range(n_obj))
+            names = "".join(f", b{i}" for i in range(n_obj))
+            sql += f"""
+UNION ALL
+SELECT slo_name, grp, 1, {sband}, sum(d), sum(r){sums}
+FROM (
+  SELECT slo_name, grp, s, (n > 0)::INT::DOUBLE AS d,
+    CASE WHEN n > 0 THEN g / n ELSE 0 END AS r{bads}
+  FROM {per_slice}
+  UNION ALL
+  SELECT slo_name, grp, minute // {s}, * EXCLUDE (slo_name, grp, minute)
+  FROM ({hourly}) h(slo_name, grp, minute, d, r{names}))
+GROUP BY ALL"""
+    return PointQuery(sql, p, t, ps, m_spans, s_spans)
 
 
 def window_label(slo_window: Any) -> str:
@@ -158,11 +207,39 @@ def _ratio(num: float, den: float) -> float | None:
 
 def evaluate_slo(store: Store, loaded: LoadedSLO, t: int) -> list[SloResult]:
     """Every objective × group of one SLO at minute boundary ``t`` (windows end before t)."""
-    q = point_query(loaded.slo, t)
-    rows = q.rows(store.rows(q.sql, q.params))
-    if not rows:  # nothing ever seen for this SLO: one "no_data" result
-        rows = [{c: 0.0 for c in q.columns} | {"grp": "", "t": t}]
-    return [r for row in rows for r in results_for_row(loaded, q.plan, row)]
+    return evaluate_slos(store, [loaded], t)[0]
+
+
+def evaluate_slos(store: Store, loaded: list[LoadedSLO], t: int, *, rollups_: bool = True
+                  ) -> list[list[SloResult]]:
+    """``evaluate_slo`` of each SLO. SLOs whose point queries are the same SQL (the same
+    windows and period: the default policy makes most SLOs alike) share one query with
+    ``slo_name IN (...)``: one scan and one plan per shape, not per SLO. Whole hours are read
+    from the rollups where they are complete (``rollups_=False``: every minute, as a
+    cross-check)."""
+    names = [x.slo.metadata.name for x in loaded]
+    keys = rollups.rolled_up(store, names) if rollups_ else {}
+    qs = [point_query(x.slo, t, rolled_up=x.slo.metadata.name in keys,
+                      slices_rolled=keys.get(x.slo.metadata.name) is not None
+                      and keys[x.slo.metadata.name] == rollups.slice_key(
+                          rollups.slice_spec(x.slo))) for x in loaded]
+    shared: dict[str, list[str]] = {}
+    for name, q in zip(names, qs, strict=True):
+        if name not in shared.setdefault(q.sql, []):
+            shared[q.sql].append(name)
+    first = {q.sql: q for q in reversed(qs)}
+    results = store.rows_each([first[sql].sql_for(ns) for sql, ns in shared.items()])
+    by_name: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for sql, rows in zip(shared, results, strict=True):
+        for row in rows:
+            by_name.setdefault((sql, row[0]), []).append(row[1:])
+    out = []
+    for x, q in zip(loaded, qs, strict=True):
+        sums = q.rows(by_name.get((q.sql, x.slo.metadata.name), []))
+        if not sums:  # nothing ever seen for this SLO: one "no_data" result
+            sums = [{c: 0.0 for c in q.columns} | {"grp": "", "t": t}]
+        out.append([r for row in sums for r in results_for_row(x, q.plan, row)])
+    return out
 
 
 def results_for_row(loaded: LoadedSLO, plan: SeriesPlan, row: dict[str, Any]
@@ -221,8 +298,8 @@ def results_for_row(loaded: LoadedSLO, plan: SeriesPlan, row: dict[str, Any]
             cond = (n_long >= min_events and bad_short >= min_bad and lb is not None
                     and sb is not None and lb > tier.burn_rate and sb > tier.burn_rate)
             decisions.append(TierDecision(
-                tier.name, tier.severity, format_duration(tier.long_window),
-                format_duration(tier.short_window), tier.burn_rate, lb, sb, n_long, cond))
+                tier.name, tier.severity, _format(tier.long_window),
+                _format(tier.short_window), tier.burn_rate, lb, sb, n_long, cond))
         # "the current burn": over the long window of the fastest tier (1h by default)
         now_w = (int(plan.tiers[0].long_window.total_seconds()) // 60 if plan.tiers
                  else min(plan.windows, default=None))
@@ -257,7 +334,10 @@ def results_for_row(loaded: LoadedSLO, plan: SeriesPlan, row: dict[str, Any]
     return out
 
 
-def format_duration_min(m: int) -> str:
-    from datetime import timedelta
+#: every result formats the same few windows: once each
+_format = functools.cache(format_duration)
 
+
+@functools.cache
+def format_duration_min(m: int) -> str:
     return format_duration(timedelta(minutes=m))

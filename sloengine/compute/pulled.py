@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from sloengine.compute import rollups
 from sloengine.compute.buckets import indicator_hash
 from sloengine.compute.series import plan
 from sloengine.compute.windows import minute_of, period_start
@@ -118,6 +119,7 @@ def write_pulled(store: Store, slo: SLO, lo: int, hi: int, rows: list[Row], *,
     name, ihash = slo.metadata.name, indicator_hash(slo)
     keep = [r for r in rows if lo <= r[1] < hi and (r[3] > 0 or r[2] > 0)]
     with store.transaction():
+        rollups.forget(store, [name])  # these buckets are read minute by minute
         store.exec_("DELETE FROM slo_buckets WHERE slo_name = ? AND minute >= ? AND minute < ?",
                     [name, lo, hi])
         if keep:
@@ -180,7 +182,8 @@ def _reset_if_changed(store: Store, name: str, ihash: str) -> None:
         [name, ihash, name, ihash, name, ihash])
     if stale:
         with store.transaction():
-            for table in ("slo_buckets", "source_ranges", "slo_materialized"):
+            for table in ("slo_buckets", "source_ranges", "slo_materialized",
+                          "slo_buckets_hourly", "slo_rollup_state"):
                 store.exec_(f"DELETE FROM {table} WHERE slo_name = ?", [name])
 
 

@@ -245,20 +245,23 @@ pk AS (SELECT gid, minute, {", ".join(cums)} FROM d
     names = [x.metadata.name for x in slos]
     marks = ", ".join("?" for _ in names)
     qs = ", ".join(f"(?, {q})" for q in range(len(names)))
+    # sb: the buckets, read once (g, x and gl all come from it; a replay of one SLO reads
+    # every row group whose zone maps admit it, so three reads cost three scans)
     sql = f"""
-WITH g AS (
+WITH sb AS MATERIALIZED (
+  SELECT slo_name, grp, minute, good, total FROM slo_buckets WHERE slo_name IN ({marks})
+    AND minute >= {lo} AND minute < {hi}),
+g AS (
   SELECT q, slo_name, grp, row_number() OVER (ORDER BY q, grp) - 1 AS gid
-  FROM (SELECT DISTINCT slo_name, grp FROM slo_buckets WHERE slo_name IN ({marks})
-        AND minute >= {lo} AND minute < {hi}) JOIN (VALUES {qs}) n(slo_name, q) USING (slo_name)),
+  FROM (SELECT DISTINCT slo_name, grp FROM sb) JOIN (VALUES {qs}) n(slo_name, q)
+    USING (slo_name)),
 x AS (
   SELECT g.gid, sb.minute, sb.good, sb.total
-  FROM slo_buckets sb JOIN g ON g.slo_name = sb.slo_name AND g.grp = sb.grp
-  WHERE sb.slo_name IN ({marks}) AND sb.minute >= {lo} AND sb.minute < {hi}
-    AND NOT {exclusion_sql(excl, 'sb.minute')}),
+  FROM sb JOIN g ON g.slo_name = sb.slo_name AND g.grp = sb.grp
+  WHERE NOT {exclusion_sql(excl, 'sb.minute')}),
 gl AS (
-  SELECT least(coalesce(min(minute), {t_from - 1}), {t_from - 1}) AS glo FROM slo_buckets
-  WHERE slo_name IN ({marks}) AND minute >= {lo} AND minute < {hi}
-    AND NOT {exclusion_sql(excl, 'minute')}){slice_cte},
+  SELECT least(coalesce(min(minute), {t_from - 1}), {t_from - 1}) AS glo FROM sb
+  WHERE NOT {exclusion_sql(excl, 'minute')}){slice_cte},
 o AS (SELECT * FROM ({" UNION ALL ".join(parts)}) ORDER BY sk),
 c AS (
   SELECT sk // 8589934592 AS gid, sk % 8589934592 // 2 + {lo - 2} AS minute, sk % 2 AS kind,
@@ -276,4 +279,4 @@ e AS (
   WHERE l.minute >= {t_from - 1} AND l.minute <= {t_to - 1}{every})
 SELECT q, grp, t, {", ".join(final)} FROM e
 """
-    return sql, [*names, *names, *names, *names], p
+    return sql, [*names, *names], p

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from sloengine.store import Store
+from sloengine.store.bulk import insert_rows
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
@@ -65,6 +66,26 @@ def append(store: Store, *, at: datetime, actor: str, action: str, obj: str, out
                  orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode(), prev, h])
     store.set_meta(HEAD_KEY, f"{seq}:{h}")
     return AuditEntry(seq, at, actor, action, obj, outcome, correlation_id, detail, prev, h)
+
+
+def append_many(store: Store, *, at: datetime, actor: str, correlation_id: str,
+                entries: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    """Append ``(action, object, outcome, detail)`` entries with one INSERT and one head
+    update — the same chain as calling ``append`` for each (the receiver audits every
+    request it stores, and per-entry statements cost more than its rows)."""
+    if not entries:
+        return
+    last = store.rows("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    seq, prev = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+    rows = []
+    for action, obj, outcome, detail in entries:
+        seq += 1
+        h = entry_hash(seq, at, actor, action, obj, outcome, correlation_id, detail, prev)
+        rows.append([seq, at, actor, action, obj, outcome, correlation_id,
+                     orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode(), prev, h])
+        prev = h
+    insert_rows(store, "audit_log", list(_COLS), rows)
+    store.set_meta(HEAD_KEY, f"{seq}:{prev}")
 
 
 def entries(store: Store, at_from: datetime | None = None, at_to: datetime | None = None

@@ -3,6 +3,7 @@
 from sloengine.ingest.accesslog import AccessLogMapping
 from sloengine.ingest.columns import SCHEMAS
 from sloengine.ingest.context import DecodeOptions, DecodeState
+from sloengine.ingest.parallel import DecodePool
 from sloengine.ingest.reader import (
     ReadOptions,
     decode_json,
@@ -21,6 +22,7 @@ __all__ = [
     "SCHEMAS",
     "AccessLogMapping",
     "DecodeOptions",
+    "DecodePool",
     "DecodeState",
     "ReadOptions",
     "Redactor",

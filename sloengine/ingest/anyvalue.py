@@ -51,9 +51,13 @@ def attributes_dict(kvs: Any) -> dict[str, Any]:
 
 def resource_columns(resource: Any) -> tuple[str | None, list[str], list[str]]:
     """service.name and the resource attributes as text key/value lists."""
+    return resource_attr_columns(attributes_dict(resource.attributes))
+
+
+def resource_attr_columns(attrs: dict[str, Any]) -> tuple[str | None, list[str], list[str]]:
+    """service.name and resource attributes (as Python values) as text key/value lists."""
     from sloengine.ingest.columns import to_text
 
-    attrs = attributes_dict(resource.attributes)
     service = attrs.get("service.name")
     keys = list(attrs)
     vals = [to_text(v) for v in attrs.values()]

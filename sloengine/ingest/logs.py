@@ -125,6 +125,28 @@ def finish_logs(out: LogColumns, state: DecodeState) -> Chunk:
     return Chunk(logs=out.table(), dead_letters=dead, warnings=warnings)
 
 
+def log_ids(tid_b: bytes, sid_b: bytes, state: DecodeState, where: str
+            ) -> tuple[str | None, str | None]:
+    """A log record's ids as stored: an invalid trace id means "not correlated" (a warning),
+    and a span id counts only with a valid trace id (OTLP-NOTES.md §2)."""
+    tid = sid = None
+    if tid_b:
+        if trace_id_problem(tid_b) is None:
+            tid = tid_b.hex()
+        else:
+            state.warnings.append(f"{where}: invalid trace id; record kept as not correlated")
+    if sid_b and tid is not None and span_id_problem(sid_b) is None:
+        sid = sid_b.hex()
+    return tid, sid
+
+
+def body_text(body_v: Any) -> str | None:
+    """A log body (an AnyValue as Python) as the text column stores it."""
+    if body_v is None or type(body_v) is str:
+        return body_v
+    return orjson.dumps(body_v).decode()
+
+
 def decode_logs_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
     """Yield chunks of log columns from an ExportLogsServiceRequest.
 
@@ -139,22 +161,9 @@ def decode_logs_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
         for si, sl in enumerate(rl.scope_logs):
             scope = sl.scope.name or None
             for li, lr in enumerate(sl.log_records):
-                tid_b, sid_b = lr.trace_id, lr.span_id
-                tid = sid = None
-                if tid_b:
-                    if trace_id_problem(tid_b) is None:
-                        tid = tid_b.hex()
-                    else:
-                        state.warnings.append(
-                            f"resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: invalid "
-                            "trace id; record kept as not correlated"
-                        )
-                if sid_b and tid is not None and span_id_problem(sid_b) is None:
-                    sid = sid_b.hex()
-                body_v = any_value(lr.body) if lr.HasField("body") else None
-                body = body_v if (body_v is None or type(body_v) is str) else orjson.dumps(
-                    body_v
-                ).decode()
+                tid, sid = log_ids(lr.trace_id, lr.span_id, state,
+                                   f"resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]")
+                body = body_text(any_value(lr.body) if lr.HasField("body") else None)
                 t = lr.time_unix_nano or lr.observed_time_unix_nano
                 out.add(
                     time_ns=t,

@@ -1,261 +1,274 @@
-"""OTLP/JSON → OTLP protobuf messages, one record at a time.
+"""OTLP/JSON request bodies → the same columns the protobuf decoders fill.
 
-The proto3 JSON mapping is right for everything except the ids: OTLP/JSON encodes
-``traceId``/``spanId``/``parentSpanId`` as hex, where protobuf's ``json_format`` expects
-base64 and silently yields 24-byte garbage (OTLP-NOTES.md §1). So the ids are popped out of
-each record, validated as hex here, and set on the message after ``ParseDict`` parsed the
-rest. Records are parsed one by one so that one bad record (a wrong type, a bad id) becomes
-one dead letter with its JSON path while its siblings still land.
+The dicts orjson loaded are walked directly (json_walk.py reads the values by the proto3
+JSON mapping and the OTLP rules: hex ids, OTLP-NOTES.md §1) and each record goes to the
+sink the protobuf decoder uses (``SpanSink``, ``LogColumns.add``, ``add_point``), so
+promotion, correlation ids, typed attributes and chunking are one code. A bad record (a
+wrong type, a bad id) becomes one dead letter at its JSON path (``line N: resourceSpans[i]
+.scopeSpans[j].spans[k]``) while its siblings land; a bad resource or scope rejects what it
+holds. ``JsonDecoder`` keeps its columns across documents, so the Collector's JSON Lines (one
+request per line) become chunks of exactly ``chunk_records`` records.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from google.protobuf.json_format import ParseDict, ParseError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
-from sloengine.ingest.context import DecodeState, span_id_problem, trace_id_problem
+from sloengine.ingest import json_walk as jw
+from sloengine.ingest.anyvalue import resource_attr_columns
+from sloengine.ingest.context import DecodeState
+from sloengine.ingest.json_metrics import MetricWalker
+from sloengine.ingest.json_walk import BadRecord
+from sloengine.ingest.logs import LogColumns, body_text, finish_logs, log_ids
+from sloengine.ingest.traces import SpanSink, link_row, span_ids_problem
+from sloengine.model import Chunk
 
-_METRIC_KINDS = (
-    ("gauge", "gauge"),
-    ("sum", "sum"),
-    ("histogram", "histogram"),
-    ("exponentialHistogram", "exponential_histogram"),
-    ("summary", "summary"),
-)
+_SPAN = jw.aliases(trace_pb2.Span.DESCRIPTOR)
+_EVENT = jw.aliases(trace_pb2.Span.Event.DESCRIPTOR)
+_LINK = jw.aliases(trace_pb2.Span.Link.DESCRIPTOR)
+_STATUS = jw.aliases(trace_pb2.Status.DESCRIPTOR)
+_LOG = jw.aliases(logs_pb2.LogRecord.DESCRIPTOR)
+_RESOURCE = jw.aliases(resource_pb2.Resource.DESCRIPTOR)
+_SCOPE = jw.aliases(common_pb2.InstrumentationScope.DESCRIPTOR)
+_KINDS = jw.enum_names(trace_pb2.Span.SpanKind.DESCRIPTOR)
+_CODES = jw.enum_names(trace_pb2.Status.StatusCode.DESCRIPTOR)
+_SEVERITY = jw.enum_names(logs_pb2.SeverityNumber.DESCRIPTOR)
+#: (resource list, scope list, record list) keys of each signal, both spellings.
+_LEVELS = {
+    "traces": (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"),
+               ("spans", "spans"), "scope"),
+    "logs": (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs"),
+             ("logRecords", "log_records"), "scope"),
+    "metrics": (("resourceMetrics", "resource_metrics"), ("scopeMetrics", "scope_metrics"),
+                ("metrics", "metrics"), "scope"),
+}
 
 
-class _BadRecord(ValueError):
-    pass
-
-
-def hex_id(value: Any, field: str, size: int) -> bytes:
-    """Decode a hex id of ``size`` bytes; "" means absent (returns b"")."""
-    if value is None or value == "":
-        return b""
-    if not isinstance(value, str):
-        raise _BadRecord(f"{field} must be a hex string, got {type(value).__name__}")
-    if len(value) != size * 2:
-        raise _BadRecord(f"{field} {value!r} must be {size * 2} hex characters, got {len(value)}")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise _BadRecord(f"{field} {value!r} is not hex") from None
+def _get(d: dict[str, Any], names: tuple[str, str]) -> Any:
+    v = d.get(names[0])
+    return d.get(names[1]) if v is None else v
 
 
 def _raw(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-def _parse(obj: dict[str, Any], msg: Any) -> None:
-    try:
-        ParseDict(obj, msg, ignore_unknown_fields=True)
-    except (ParseError, TypeError, ValueError, AttributeError) as exc:
-        raise _BadRecord(str(exc).split("\n")[0]) from None
+class JsonDecoder:
+    """OTLP/JSON documents in, chunks out; columns are kept across documents."""
+
+    def __init__(self, state: DecodeState) -> None:
+        self.state = state
+        self.limit = state.options.chunk_records
+        self.spans = SpanSink(state)
+        self.logs = LogColumns()
+        self.corr_rank = {k: i for i, k in enumerate(state.options.correlation_keys)}
+        self.metrics = MetricWalker(state)
+        #: resources seen so far: the key of each resource's run in the span columns
+        self.resources = 0
+
+    def add(self, doc: dict[str, Any], signal: str, where: str = "") -> Iterator[Chunk]:
+        """The chunks that fill up while this request is read (usually none)."""
+        res_key, scope_key, rec_key, _ = _LEVELS[signal]
+        state = self.state
+        for ri, rs in enumerate(_list(doc, res_key, where, state, signal)):
+            loc_r = f"{where}{res_key[0]}[{ri}]"
+            try:
+                if type(rs) is not dict:
+                    raise BadRecord("expected a JSON object")
+                service, res_keys, res_vals = _resource(rs.get("resource"), "resource")
+                jw.text(rs.get("schemaUrl", rs.get("schema_url")), "schemaUrl")
+            except BadRecord as exc:
+                state.reject(loc_r, str(exc), _raw(rs), signal)
+                continue
+            self.resources += 1
+            for si, ss in enumerate(_list(rs, scope_key, loc_r + ".", state, signal)):
+                loc_s = f"{loc_r}.{scope_key[0]}[{si}]"
+                try:
+                    if type(ss) is not dict:
+                        raise BadRecord("expected a JSON object")
+                    scope_name, scope_version = _scope(ss.get("scope"))
+                    jw.text(ss.get("schemaUrl", ss.get("schema_url")), "schemaUrl")
+                except BadRecord as exc:
+                    state.reject(loc_s, str(exc), _raw(ss), signal)
+                    continue
+                records = _list(ss, rec_key, loc_s + ".", state, signal)
+                if signal == "traces":
+                    yield from self._spans(records, f"{loc_s}.spans", service, res_keys,
+                                           res_vals, scope_name, scope_version)
+                elif signal == "logs":
+                    yield from self._logs(records, f"{loc_s}.logRecords", service, res_keys,
+                                          res_vals, scope_name)
+                else:
+                    yield from self.metrics.walk(records, f"{loc_s}.metrics", service,
+                                                 res_keys, res_vals, scope_name)
+
+    def finish(self) -> Iterator[Chunk]:
+        """What is left (and the dead letters and warnings not yet yielded)."""
+        state = self.state
+        if self.spans.out.n:
+            yield self.spans.take()
+        if self.logs.n:
+            yield finish_logs(self.logs, state)
+            self.logs = LogColumns()
+        yield from self.metrics.finish()
+        if state.dead_letters or state.warnings:
+            dead, warnings = state.take()
+            yield Chunk(dead_letters=dead, warnings=warnings)
+
+    # -- traces ------------------------------------------------------------------------------
+    def _spans(self, spans: list[Any], loc: str, service: str | None, res_keys: list[str],
+               res_vals: list[str], scope_name: str | None, scope_version: str | None
+               ) -> Iterator[Chunk]:
+        sink, state, limit, run = self.spans, self.state, self.limit, self.resources
+        add = sink.add
+        for pi, sp in enumerate(spans):
+            try:
+                d = jw.canon(sp, _SPAN, "span")
+                tid = jw.hex_id(d.get("traceId"), "traceId", 16)
+                sid = jw.hex_id(d.get("spanId"), "spanId", 8)
+                pid = jw.hex_id(d.get("parentSpanId"), "parentSpanId", 8)
+                if not (len(tid) == 16 and any(tid) and len(sid) == 8 and any(sid)
+                        and (not pid or any(pid))):
+                    raise BadRecord(span_ids_problem(tid, sid, pid))
+                attrs = jw.attributes(d.get("attributes"), "attributes")
+                st = d.get("status")
+                if st is None:
+                    code, message = 0, ""
+                else:
+                    st = jw.canon(st, _STATUS, "status")
+                    code = jw.enum(st.get("code"), _CODES, "status.code")
+                    message = jw.text(st.get("message"), "status.message")
+                links = [_link(lk, f"links[{i}]")
+                         for i, lk in enumerate(jw.items(d.get("links"), "links"))]
+                events = [_event(e, f"events[{i}]")
+                          for i, e in enumerate(jw.items(d.get("events"), "events"))]
+                for f in ("droppedAttributesCount", "droppedEventsCount", "droppedLinksCount"):
+                    jw.u32(d.get(f), f)
+                row = (
+                    attrs, tid.hex(), sid.hex(), pid.hex() if pid else None,
+                    jw.text(d.get("traceState"), "traceState"),
+                    jw.u32(d.get("flags"), "flags"), jw.text(d.get("name"), "name"),
+                    jw.enum(d.get("kind"), _KINDS, "kind"), code, message,
+                    jw.u64(d.get("startTimeUnixNano"), "startTimeUnixNano"),
+                    jw.u64(d.get("endTimeUnixNano"), "endTimeUnixNano"),
+                    links or None, events or None,
+                )
+            except BadRecord as exc:
+                state.reject(f"{loc}[{pi}]", str(exc), _raw(sp), "traces")
+                continue
+            if add(*row, lambda pi=pi: f"{loc}[{pi}]") >= limit:
+                sink.out.close_run(run, service, res_keys, res_vals, scope_name, scope_version)
+                yield sink.take()
+                add = sink.add
+        sink.out.close_run(run, service, res_keys, res_vals, scope_name, scope_version)
+
+    # -- logs --------------------------------------------------------------------------------
+    def _logs(self, records: list[Any], loc: str, service: str | None, res_keys: list[str],
+              res_vals: list[str], scope: str | None) -> Iterator[Chunk]:
+        state = self.state
+        for li, lr in enumerate(records):
+            where = f"{loc}[{li}]"
+            try:
+                d = jw.canon(lr, _LOG, "log record")
+                time_ns = jw.u64(d.get("timeUnixNano"), "timeUnixNano")
+                observed = jw.u64(d.get("observedTimeUnixNano"), "observedTimeUnixNano")
+                severity = jw.enum(d.get("severityNumber"), _SEVERITY, "severityNumber")
+                body = body_text(jw.any_value(d.get("body"), "body"))
+                attrs = jw.attributes(d.get("attributes"), "attributes")
+                severity_text = jw.text(d.get("severityText"), "severityText")
+                event_name = jw.text(d.get("eventName"), "eventName")
+                jw.u32(d.get("droppedAttributesCount"), "droppedAttributesCount")
+                jw.u32(d.get("flags"), "flags")
+            except BadRecord as exc:
+                state.reject(where, str(exc), _raw(lr), "logs")
+                continue
+            try:
+                tid_b = jw.hex_id(d.get("traceId"), "traceId", 16)
+                sid_b = jw.hex_id(d.get("spanId"), "spanId", 8)
+            except BadRecord as exc:  # bad ids on a log record: kept, not correlated
+                state.warnings.append(f"{where}: {exc}; record kept as not correlated")
+                tid_b = sid_b = b""
+            tid, sid = log_ids(tid_b, sid_b, state, where)
+            self.logs.add(
+                time_ns=time_ns or observed, observed_ns=observed, severity_number=severity,
+                severity_text=severity_text or None, body=body, event_name=event_name or None,
+                trace_id=tid, span_id=sid, service=service, attrs=attrs, res_keys=res_keys,
+                res_vals=res_vals, scope=scope, source_kind="otlp",
+                correlation_keys=self.corr_rank)
+            if self.logs.n >= self.limit:
+                yield finish_logs(self.logs, state)
+                self.logs = LogColumns()
 
 
-def _objects(value: Any, where: str) -> list[Any]:
+def _resource(r: Any, path: str) -> tuple[str | None, list[str], list[str]]:
+    if r is None:
+        return resource_attr_columns({})
+    d = jw.canon(r, _RESOURCE, path)
+    attrs = jw.attributes(d.get("attributes"), f"{path}.attributes")
+    jw.u32(d.get("droppedAttributesCount"), f"{path}.droppedAttributesCount")
+    if d.get("entityRefs") is not None:  # not stored: validated as ParseDict would
+        try:
+            ParseDict({"entityRefs": d["entityRefs"]}, resource_pb2.Resource(),
+                      ignore_unknown_fields=True)
+        except (ParseError, TypeError, ValueError, AttributeError) as exc:
+            raise BadRecord(f"{path}: {str(exc).splitlines()[0]}") from None
+    return resource_attr_columns(attrs)
+
+
+def _scope(s: Any) -> tuple[str | None, str | None]:
+    if s is None:
+        return None, None
+    d = jw.canon(s, _SCOPE, "scope")
+    jw.attributes(d.get("attributes"), "scope.attributes")
+    jw.u32(d.get("droppedAttributesCount"), "scope.droppedAttributesCount")
+    return (jw.text(d.get("name"), "scope.name") or None,
+            jw.text(d.get("version"), "scope.version") or None)
+
+
+def _link(lk: Any, path: str) -> dict[str, Any]:
+    d = jw.canon(lk, _LINK, path)
+    tid = jw.hex_id(d.get("traceId"), f"{path}.traceId", 16)
+    sid = jw.hex_id(d.get("spanId"), f"{path}.spanId", 8)
+    jw.u32(d.get("droppedAttributesCount"), f"{path}.droppedAttributesCount")
+    jw.u32(d.get("flags"), f"{path}.flags")
+    return link_row(tid, sid, jw.text(d.get("traceState"), f"{path}.traceState"),
+                    jw.attributes(d.get("attributes"), f"{path}.attributes"))
+
+
+def _event(e: Any, path: str) -> tuple[int, str, dict[str, Any]]:
+    d = jw.canon(e, _EVENT, path)
+    jw.u32(d.get("droppedAttributesCount"), f"{path}.droppedAttributesCount")
+    return (jw.u64(d.get("timeUnixNano"), f"{path}.timeUnixNano"),
+            jw.text(d.get("name"), f"{path}.name"),
+            jw.attributes(d.get("attributes"), f"{path}.attributes"))
+
+
+def _list(obj: Any, key: tuple[str, str], where: str, state: DecodeState, signal: str
+          ) -> list[Any]:
+    """A level's list (resourceSpans, scopeSpans, spans, ...); not a list → one dead letter."""
+    if type(obj) is not dict:
+        return []
+    value = _get(obj, key)
     if value is None:
         return []
-    if not isinstance(value, list):
-        raise _BadRecord(f"{where} must be a list")
+    if type(value) is not list:
+        state.reject(f"{where}{key[0]}", f"{where}{key[0]} must be a list", _raw(value),
+                     signal)
+        return []
     return value
 
 
-def _shell(obj: Any, drop: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise _BadRecord("expected a JSON object")
-    return {k: v for k, v in obj.items() if k != drop}
-
-
-def traces_from_json(doc: dict[str, Any], state: DecodeState, where: str = "") -> Any:
-    """Build an ExportTraceServiceRequest from an OTLP/JSON body, rejecting bad spans."""
-    req = ExportTraceServiceRequest()
-    for ri, rs in enumerate(_items(doc, "resourceSpans", where, state, "traces")):
-        loc_r = f"{where}resourceSpans[{ri}]"
-        try:
-            rs_msg = req.resource_spans.add()
-            _parse(_shell(rs, "scopeSpans"), rs_msg)
-        except _BadRecord as exc:
-            del req.resource_spans[-1]
-            state.reject(loc_r, str(exc), _raw(rs), "traces")
-            continue
-        for si, ss in enumerate(_items(rs, "scopeSpans", loc_r + ".", state, "traces")):
-            loc_s = f"{loc_r}.scopeSpans[{si}]"
-            try:
-                ss_msg = rs_msg.scope_spans.add()
-                _parse(_shell(ss, "spans"), ss_msg)
-            except _BadRecord as exc:
-                del rs_msg.scope_spans[-1]
-                state.reject(loc_s, str(exc), _raw(ss), "traces")
-                continue
-            for pi, sp in enumerate(_items(ss, "spans", loc_s + ".", state, "traces")):
-                try:
-                    _span(sp, ss_msg.spans.add())
-                except _BadRecord as exc:
-                    del ss_msg.spans[-1]
-                    state.reject(f"{loc_s}.spans[{pi}]", str(exc), _raw(sp), "traces")
-    return req
-
-
-def _span(sp: Any, msg: Any) -> None:
-    if not isinstance(sp, dict):
-        raise _BadRecord("span must be a JSON object")
-    body = dict(sp)
-    tid = hex_id(body.pop("traceId", None), "traceId", 16)
-    sid = hex_id(body.pop("spanId", None), "spanId", 8)
-    pid = hex_id(body.pop("parentSpanId", None), "parentSpanId", 8)
-    problem = trace_id_problem(tid) or span_id_problem(sid)
-    if problem:
-        raise _BadRecord(problem)
-    links = body.pop("links", None)
-    _parse(body, msg)
-    msg.trace_id, msg.span_id = tid, sid
-    if pid:
-        msg.parent_span_id = pid
-    for li, lk in enumerate(_objects(links, "links")):
-        if not isinstance(lk, dict):
-            raise _BadRecord(f"links[{li}] must be a JSON object")
-        lbody = dict(lk)
-        ltid = hex_id(lbody.pop("traceId", None), f"links[{li}].traceId", 16)
-        lsid = hex_id(lbody.pop("spanId", None), f"links[{li}].spanId", 8)
-        link = msg.links.add()
-        _parse(lbody, link)
-        link.trace_id, link.span_id = ltid, lsid
-
-
-def logs_from_json(doc: dict[str, Any], state: DecodeState, where: str = "") -> Any:
-    """Build an ExportLogsServiceRequest; invalid ids on a log record mean "not correlated"."""
-    req = ExportLogsServiceRequest()
-    for ri, rl in enumerate(_items(doc, "resourceLogs", where, state, "logs")):
-        loc_r = f"{where}resourceLogs[{ri}]"
-        try:
-            rl_msg = req.resource_logs.add()
-            _parse(_shell(rl, "scopeLogs"), rl_msg)
-        except _BadRecord as exc:
-            del req.resource_logs[-1]
-            state.reject(loc_r, str(exc), _raw(rl), "logs")
-            continue
-        for si, sl in enumerate(_items(rl, "scopeLogs", loc_r + ".", state, "logs")):
-            loc_s = f"{loc_r}.scopeLogs[{si}]"
-            try:
-                sl_msg = rl_msg.scope_logs.add()
-                _parse(_shell(sl, "logRecords"), sl_msg)
-            except _BadRecord as exc:
-                del rl_msg.scope_logs[-1]
-                state.reject(loc_s, str(exc), _raw(sl), "logs")
-                continue
-            for li, lr in enumerate(_items(sl, "logRecords", loc_s + ".", state, "logs")):
-                loc = f"{loc_s}.logRecords[{li}]"
-                try:
-                    if not isinstance(lr, dict):
-                        raise _BadRecord("log record must be a JSON object")
-                    body = dict(lr)
-                    raw_t, raw_s = body.pop("traceId", None), body.pop("spanId", None)
-                    msg = sl_msg.log_records.add()
-                    _parse(body, msg)
-                except _BadRecord as exc:
-                    del sl_msg.log_records[-1]
-                    state.reject(loc, str(exc), _raw(lr), "logs")
-                    continue
-                try:
-                    msg.trace_id = hex_id(raw_t, "traceId", 16)
-                    msg.span_id = hex_id(raw_s, "spanId", 8)
-                except _BadRecord as exc:
-                    state.warnings.append(f"{loc}: {exc}; record kept as not correlated")
-                    msg.trace_id, msg.span_id = b"", b""
-    return req
-
-
-def metrics_from_json(doc: dict[str, Any], state: DecodeState, where: str = "") -> Any:
-    """Build an ExportMetricsServiceRequest, rejecting bad data points one by one."""
-    req = ExportMetricsServiceRequest()
-    for ri, rm in enumerate(_items(doc, "resourceMetrics", where, state, "metrics")):
-        loc_r = f"{where}resourceMetrics[{ri}]"
-        try:
-            rm_msg = req.resource_metrics.add()
-            _parse(_shell(rm, "scopeMetrics"), rm_msg)
-        except _BadRecord as exc:
-            del req.resource_metrics[-1]
-            state.reject(loc_r, str(exc), _raw(rm), "metrics")
-            continue
-        for si, sm in enumerate(_items(rm, "scopeMetrics", loc_r + ".", state, "metrics")):
-            loc_s = f"{loc_r}.scopeMetrics[{si}]"
-            try:
-                sm_msg = rm_msg.scope_metrics.add()
-                _parse(_shell(sm, "metrics"), sm_msg)
-            except _BadRecord as exc:
-                del rm_msg.scope_metrics[-1]
-                state.reject(loc_s, str(exc), _raw(sm), "metrics")
-                continue
-            for mi, m in enumerate(_items(sm, "metrics", loc_s + ".", state, "metrics")):
-                _metric(m, sm_msg, f"{loc_s}.metrics[{mi}]", state)
-    return req
-
-
-def _metric(m: Any, sm_msg: Any, loc: str, state: DecodeState) -> None:
-    if not isinstance(m, dict):
-        state.reject(loc, "metric must be a JSON object", _raw(m), "metrics")
-        return
-    body = dict(m)
-    kind = next(((j, p) for j, p in _METRIC_KINDS if isinstance(body.get(j), dict)), None)
-    points: Any = []
-    if kind is not None:
-        data = dict(body[kind[0]])
-        points = data.pop("dataPoints", None) or []
-        body[kind[0]] = data
-    msg = sm_msg.metrics.add()
-    try:
-        if not isinstance(points, list):
-            raise _BadRecord("dataPoints must be a list")
-        _parse(body, msg)
-    except _BadRecord as exc:
-        del sm_msg.metrics[-1]
-        state.reject(loc, str(exc), _raw(m), "metrics")
-        return
-    if kind is None:
-        return  # the protobuf decoder rejects a metric without data and says so
-    repeated = getattr(msg, kind[1]).data_points
-    for pi, p in enumerate(points):
-        pmsg = repeated.add()
-        try:
-            _point(p, pmsg)
-        except _BadRecord as exc:
-            del repeated[-1]
-            state.reject(f"{loc}.dataPoints[{pi}]", str(exc), _raw(p), "metrics")
-
-
-def _point(p: Any, pmsg: Any) -> None:
-    if not isinstance(p, dict):
-        raise _BadRecord("data point must be a JSON object")
-    pbody = dict(p)
-    exemplars = _objects(pbody.pop("exemplars", None), "exemplars")
-    _parse(pbody, pmsg)
-    for e in exemplars:
-        if not isinstance(e, dict):
-            raise _BadRecord("exemplar must be a JSON object")
-        ebody = dict(e)
-        raw_t, raw_s = ebody.pop("traceId", None), ebody.pop("spanId", None)
-        emsg = pmsg.exemplars.add()
-        _parse(ebody, emsg)
-        try:  # an exemplar with a bad id is kept, just not correlated
-            emsg.trace_id = hex_id(raw_t, "traceId", 16)
-            emsg.span_id = hex_id(raw_s, "spanId", 8)
-        except _BadRecord:
-            emsg.trace_id, emsg.span_id = b"", b""
-
-
-def _items(obj: Any, key: str, where: str, state: DecodeState, signal: str) -> list[Any]:
-    if not isinstance(obj, dict):
-        return []
-    try:
-        return _objects(obj.get(key), f"{where}{key}")
-    except _BadRecord as exc:
-        state.reject(f"{where}{key}", str(exc), _raw(obj.get(key)), signal)
-        return []
+def decode_json_doc(doc: dict[str, Any], signal: str, state: DecodeState, where: str = ""
+                    ) -> Iterator[Chunk]:
+    """One OTLP/JSON request body (a dict) → chunks."""
+    dec = JsonDecoder(state)
+    yield from dec.add(doc, signal, where)
+    yield from dec.finish()

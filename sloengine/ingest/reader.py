@@ -27,7 +27,7 @@ from sloengine.ingest.accesslog import AccessLogMapping, BadAccessLine, add_acce
 from sloengine.ingest.context import DecodeOptions, DecodeState
 from sloengine.ingest.logs import LogColumns, decode_logs_request, finish_logs
 from sloengine.ingest.metrics import decode_metrics_request
-from sloengine.ingest.otlp_json import logs_from_json, metrics_from_json, traces_from_json
+from sloengine.ingest.otlp_json import JsonDecoder, decode_json_doc
 from sloengine.ingest.redact import TEXT_COLUMNS, Redactor
 from sloengine.ingest.salvage import salvage
 from sloengine.ingest.traces import decode_trace_request
@@ -261,7 +261,7 @@ def _decode_request(req: Any, signal: str, state: DecodeState) -> Iterator[Chunk
     return decode_metrics_request(req, state)
 
 
-_FROM_JSON = {"traces": traces_from_json, "logs": logs_from_json, "metrics": metrics_from_json}
+_JSON_SIGNALS = frozenset(_SIGNAL_KEYS.values())
 
 
 def decode_json(data: bytes, signal: str, state: DecodeState, where: str = "") -> Iterator[Chunk]:
@@ -278,23 +278,23 @@ def decode_json(data: bytes, signal: str, state: DecodeState, where: str = "") -
         yield Chunk(dead_letters=state.take()[0])
         return
     sig = next((s for k, s in _SIGNAL_KEYS.items() if k in doc), signal)
-    if sig not in _FROM_JSON:
+    if sig not in _JSON_SIGNALS:
         state.reject(where.rstrip(": ") or "document",
                      "not an OTLP request: no resourceSpans/resourceLogs/resourceMetrics",
                      data, signal)
         yield Chunk(dead_letters=state.take()[0])
         return
-    req = _FROM_JSON[sig](doc, state, where)
-    yield from _decode_request(req, sig, state)
+    yield from decode_json_doc(doc, sig, state, where)
 
 
-def _otlp_lines(fh: IO[bytes], signal: str, state: DecodeState) -> Iterator[Chunk]:
-    """Collector file-exporter JSON Lines: one OTLP request per line, merged into chunks."""
-    limit = state.options.chunk_records
-    merged: dict[str, Any] = {}
-    counts: dict[str, int] = {}
+def _otlp_lines(fh: IO[bytes], signal: str, state: DecodeState, first_line: int = 1
+                ) -> Iterator[Chunk]:
+    """Collector file-exporter JSON Lines: one OTLP request per line, into chunks of
+    ``chunk_records`` records. ``first_line``: the number of the first line (a slice of a
+    file, parallel.py)."""
+    dec = JsonDecoder(state)
     with fh:
-        for n, line in enumerate(fh, 1):
+        for n, line in enumerate(fh, first_line):
             if not line.strip():
                 continue
             where = f"line {n}"
@@ -309,41 +309,18 @@ def _otlp_lines(fh: IO[bytes], signal: str, state: DecodeState) -> Iterator[Chun
                 state.reject(where, "not an OTLP request: no resourceSpans/resourceLogs/"
                              "resourceMetrics", line.rstrip(b"\n"), signal)
                 continue
-            req = _FROM_JSON[sig](doc, state, where + ": ")
-            if sig not in merged:
-                merged[sig] = _REQUESTS[sig]()
-                counts[sig] = 0
-            target = merged[sig]
-            field = target.DESCRIPTOR.fields_by_number[1].name
-            getattr(target, field).extend(getattr(req, field))
-            counts[sig] += _records(req)
-            if counts[sig] >= limit:
-                yield from _decode_request(merged.pop(sig), sig, state)
-                counts[sig] = 0
-    for sig, req in merged.items():
-        yield from _decode_request(req, sig, state)
-    if state.dead_letters or state.warnings:
-        dead, warnings = state.take()
-        yield Chunk(dead_letters=dead, warnings=warnings)
+            yield from dec.add(doc, sig, where + ": ")
+    yield from dec.finish()
 
 
-def _records(req: Any) -> int:
-    """Records (spans, log records, metric data points' metrics) in a request."""
-    level1 = getattr(req, req.DESCRIPTOR.fields_by_number[1].name)
-    total = 0
-    for r in level1:
-        for s in getattr(r, r.DESCRIPTOR.fields_by_number[2].name):
-            total += len(getattr(s, s.DESCRIPTOR.fields_by_number[2].name))
-    return total
-
-
-def _access_lines(fh: IO[bytes], mapping: AccessLogMapping, state: DecodeState) -> Iterator[Chunk]:
+def _access_lines(fh: IO[bytes], mapping: AccessLogMapping, state: DecodeState,
+                  first_line: int = 1) -> Iterator[Chunk]:
     """Non-OTLP JSON-lines access log → log columns."""
     limit = state.options.chunk_records
     corr_rank = {k: i for i, k in enumerate(state.options.correlation_keys)}
     out = LogColumns()
     with fh:
-        for n, line in enumerate(fh, 1):
+        for n, line in enumerate(fh, first_line):
             text = line.rstrip(b"\r\n")
             if not text.strip():
                 continue

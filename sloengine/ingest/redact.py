@@ -148,7 +148,7 @@ class Redactor:
         key_mask = pc.is_in(pc.utf8_lower(keys), value_set=pa.array(sorted(self.keys), pa.string()))
         hit_keys = bool(pc.any(key_mask).as_py())
         is_text = pa.types.is_string(items.type)
-        if is_text:
+        if is_text and self.patterns:  # keys only (no patterns): nothing to match values on
             pat_mask = self._any_match(items)
             hit_pat = pc.any(pat_mask).as_py()
         else:

@@ -139,22 +139,160 @@ def _special_keys(correlation_keys: tuple[str, ...]) -> _Special:
     return special
 
 
-def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
-    """Yield chunks of at most ``chunk_records`` spans from an ExportTraceServiceRequest.
+class SpanSink:
+    """Where both decoders (protobuf messages here, OTLP/JSON dicts in otlp_json.py) put
+    spans: the semantic-convention promotion, the correlation id, the typed attribute maps,
+    kind/status/error and the chunk cut live here once.
 
-    The hot loop: each protobuf field is read once (upb attribute access is the cost), each
-    attribute goes straight to its typed map column, and nothing is done per span that can
-    be done per resource, per scope or per chunk.
+    ``add`` is a closure over the current chunk's column lists (rebuilt per chunk): one call
+    per span, no attribute lookups in it. It returns the rows in the chunk so far.
     """
-    limit = state.options.chunk_records
-    special = _special_keys(state.options.correlation_keys)
-    out = SpanColumns()
+
+    def __init__(self, state: DecodeState) -> None:
+        self.state = state
+        self.limit = state.options.chunk_records
+        self.special = _special_keys(state.options.correlation_keys)
+        self.out = SpanColumns()
+        self.add = _adder(self.out, state, self.special)
+
+    def take(self) -> Chunk:
+        """The chunk so far (with the dead letters and warnings found); a new one begins."""
+        chunk = _finish(self.out, self.state)
+        self.out = SpanColumns()
+        self.add = _adder(self.out, self.state, self.special)
+        return chunk
+
+
+def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
     (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start, c_end, c_dur,
      c_status, c_msg, c_err, c_corr, c_links, c_evn) = _bind(out)
     (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o, c_json) = out.attrs.bind()
     promoted = out.promoted
+    warnings = state.warnings
     n_kinds = len(SPAN_KINDS)
     n_status = len(STATUS_CODES)
+
+    def add(attrs: dict[str, Any], th: str, sh: str, ph: str | None, trace_state: str,
+            flags: int, name: str, k: int, code: int, message: str, start: int, end: int,
+            links: list[dict[str, Any]] | None, events: list[Any] | None, where: Any) -> int:
+        """One valid span. ``attrs``: its attributes (duplicates resolved); ``where``: a
+        callable giving its location, for warnings."""
+        # One pass over the attributes promotes, finds the correlation id and fills the
+        # typed maps.
+        promo: dict[str, tuple[int, Any]] | None = None
+        corr: str | None = None
+        corr_r = 1 << 30
+        other: dict[str, Any] | None = None
+        for key, val in attrs.items():
+            p = special.get(key)
+            if p is not None:
+                col, rank = p
+                if col is not None:
+                    if promo is None:
+                        promo = {col: (rank, val)}
+                    else:
+                        old = promo.get(col)
+                        if old is None or rank < old[0]:
+                            promo[col] = (rank, val)
+                    continue
+                if rank < corr_r:
+                    cv = val
+                    if type(cv) is list:
+                        cv = cv[0] if cv else None
+                    if cv is not None and cv != "":
+                        corr, corr_r = str(cv), rank
+            t = type(val)
+            if t is str:
+                s_k.append(key)
+                s_v.append(val)
+            elif t is int:
+                if -(2**63) <= val < 2**63:
+                    i_k.append(key)
+                    i_v.append(val)
+                else:
+                    if other is None:
+                        other = {}
+                    other[key] = str(val)
+            elif t is float:
+                d_k.append(key)
+                d_v.append(val)
+            elif t is bool:
+                b_k.append(key)
+                b_v.append(val)
+            else:
+                if other is None:
+                    other = {}
+                other[key] = val
+        s_o.append(len(s_k))
+        i_o.append(len(i_k))
+        d_o.append(len(d_k))
+        b_o.append(len(b_k))
+        c_json.append(None if other is None else orjson.dumps(other).decode())
+
+        kind = SPAN_KINDS[k] if 0 <= k < n_kinds else "UNSPECIFIED"
+        status = STATUS_CODES[code] if 0 <= code < n_status else "UNSET"
+        row = out.n
+        http_status: int | None = None
+        rpc_status: str | None = None
+        if promo is not None:
+            for col, (_, pv) in promo.items():
+                if pv is None:
+                    continue
+                if col == "http_status_code":
+                    try:
+                        pv = int(pv)
+                        if not 0 <= pv <= 999:
+                            raise ValueError
+                        http_status = pv
+                    except (TypeError, ValueError, OverflowError):
+                        warnings.append(
+                            f"{where()}: http status code {pv!r} is not an HTTP status; ignored")
+                        continue
+                elif col == "rpc_status_code":
+                    pv = rpc_status = grpc_code_name(pv)
+                elif type(pv) is not str:
+                    pv = to_text(pv)
+                rows, values = promoted[col]
+                rows.append(row)
+                values.append(pv)
+        c_trace.append(th)
+        c_span.append(sh)
+        c_parent.append(ph)
+        c_state.append(trace_state or None)
+        c_flags.append(flags)
+        c_name.append(name)
+        c_kind.append(kind)
+        c_start.append(start)
+        c_end.append(end)
+        c_dur.append(end - start)
+        c_status.append(status)
+        c_msg.append(message or None)
+        if status == "UNSET" and (http_status is not None or rpc_status is not None):
+            c_err.append(is_error(kind, status, http_status, rpc_status))
+        else:
+            c_err.append(status == "ERROR")
+        c_corr.append(corr)
+        c_links.append(links)
+        if events:
+            c_evn.append(len(events))
+            _add_events(out, th, sh, events)
+        else:
+            c_evn.append(0)
+        out.n = row + 1
+        return row + 1
+
+    return add
+
+
+def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
+    """Yield chunks of at most ``chunk_records`` spans from an ExportTraceServiceRequest.
+
+    The hot loop: each protobuf field is read once (upb attribute access is the cost); what
+    is done with the values is ``SpanSink``'s, shared with the OTLP/JSON decoder.
+    """
+    sink = SpanSink(state)
+    limit = sink.limit
+    add = sink.add
 
     for ri, rs in enumerate(req.resource_spans):
         service, res_keys, res_vals = resource_columns(rs.resource)
@@ -168,20 +306,12 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                 if not (len(tid) == 16 and tid != ZERO_TRACE and len(sid) == 8
                         and sid != ZERO_SPAN and (not pid or (len(pid) == 8
                                                               and pid != ZERO_SPAN))):
-                    problem = trace_id_problem(tid) or span_id_problem(sid)
-                    if problem is None:
-                        problem = ("parent span id must be empty or 8 non-zero bytes, got "
-                                   f"{pid.hex()!r}")
-                    state.reject(
-                        f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]",
-                        problem,
-                        sp.SerializeToString(),
-                        "traces",
-                    )
+                    state.reject(f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]",
+                                 span_ids_problem(tid, sid, pid), sp.SerializeToString(),
+                                 "traces")
                     continue
                 # Attributes: a dict first (duplicate keys: the last value wins, in the
-                # position of the first), then one pass that promotes, finds the correlation
-                # id and fills the typed maps.
+                # position of the first).
                 attrs: dict[str, Any] = {}
                 for kv in sp.attributes:
                     v = kv.value
@@ -202,130 +332,34 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                         attrs[kv.key] = v.bool_value
                     else:
                         attrs[kv.key] = any_value(v)
-                promo: dict[str, tuple[int, Any]] | None = None
-                corr: str | None = None
-                corr_r = 1 << 30
-                other: dict[str, Any] | None = None
-                for key, val in attrs.items():
-                    p = special.get(key)
-                    if p is not None:
-                        col, rank = p
-                        if col is not None:
-                            if promo is None:
-                                promo = {col: (rank, val)}
-                            else:
-                                old = promo.get(col)
-                                if old is None or rank < old[0]:
-                                    promo[col] = (rank, val)
-                            continue
-                        if rank < corr_r:
-                            cv = val
-                            if type(cv) is list:
-                                cv = cv[0] if cv else None
-                            if cv is not None and cv != "":
-                                corr, corr_r = str(cv), rank
-                    t = type(val)
-                    if t is str:
-                        s_k.append(key)
-                        s_v.append(val)
-                    elif t is int:
-                        if -(2**63) <= val < 2**63:
-                            i_k.append(key)
-                            i_v.append(val)
-                        else:
-                            if other is None:
-                                other = {}
-                            other[key] = str(val)
-                    elif t is float:
-                        d_k.append(key)
-                        d_v.append(val)
-                    elif t is bool:
-                        b_k.append(key)
-                        b_v.append(val)
-                    else:
-                        if other is None:
-                            other = {}
-                        other[key] = val
-                s_o.append(len(s_k))
-                i_o.append(len(i_k))
-                d_o.append(len(d_k))
-                b_o.append(len(b_k))
-                c_json.append(None if other is None else orjson.dumps(other).decode())
-
-                k = sp.kind
-                kind = SPAN_KINDS[k] if 0 <= k < n_kinds else "UNSPECIFIED"
                 st = sp.status
-                code = st.code
-                status = STATUS_CODES[code] if 0 <= code < n_status else "UNSET"
-                row = out.n
-                http_status: int | None = None
-                rpc_status: str | None = None
-                if promo is not None:
-                    for col, (_, pv) in promo.items():
-                        if pv is None:
-                            continue
-                        if col == "http_status_code":
-                            try:
-                                pv = int(pv)
-                                if not 0 <= pv <= 999:
-                                    raise ValueError
-                                http_status = pv
-                            except (TypeError, ValueError, OverflowError):
-                                state.warnings.append(
-                                    f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: "
-                                    f"http status code {pv!r} is not an HTTP status; ignored"
-                                )
-                                continue
-                        elif col == "rpc_status_code":
-                            pv = rpc_status = grpc_code_name(pv)
-                        elif type(pv) is not str:
-                            pv = to_text(pv)
-                        rows, values = promoted[col]
-                        rows.append(row)
-                        values.append(pv)
-                start = sp.start_time_unix_nano
-                end = sp.end_time_unix_nano
-                th = tid.hex()
-                sh = sid.hex()
-                c_trace.append(th)
-                c_span.append(sh)
-                c_parent.append(pid.hex() if pid else None)
-                c_state.append(sp.trace_state or None)
-                c_flags.append(sp.flags)
-                c_name.append(sp.name)
-                c_kind.append(kind)
-                c_start.append(start)
-                c_end.append(end)
-                c_dur.append(end - start)
-                c_status.append(status)
-                c_msg.append(st.message or None)
-                if status == "UNSET" and (http_status is not None or rpc_status is not None):
-                    c_err.append(is_error(kind, status, http_status, rpc_status))
-                else:
-                    c_err.append(status == "ERROR")
-                c_corr.append(corr)
                 links = sp.links
-                if links:
-                    c_links.append([_link(lk) for lk in links])
-                else:
-                    c_links.append(None)
                 events = sp.events
-                c_evn.append(len(events))
-                if events:
-                    _add_events(out, th, sh, events)
-                out.n = row + 1
-                if out.n >= limit:
-                    out.close_run(ri, service, res_keys, res_vals, scope_name, scope_version)
-                    yield _finish(out, state)
-                    out = SpanColumns()
-                    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start,
-                     c_end, c_dur, c_status, c_msg, c_err, c_corr, c_links, c_evn) = _bind(out)
-                    (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o,
-                     c_json) = out.attrs.bind()
-                    promoted = out.promoted
-            out.close_run(ri, service, res_keys, res_vals, scope_name, scope_version)
-    if out.n or state.dead_letters or state.warnings:
-        yield _finish(out, state)
+                n = add(
+                    attrs, tid.hex(), sid.hex(), pid.hex() if pid else None, sp.trace_state,
+                    sp.flags, sp.name, sp.kind, st.code, st.message, sp.start_time_unix_nano,
+                    sp.end_time_unix_nano, [_link(lk) for lk in links] if links else None,
+                    [(e.time_unix_nano, e.name, attributes_dict(e.attributes))
+                     for e in events] if events else None,
+                    lambda ri=ri, si=si, pi=pi: f"resourceSpans[{ri}].scopeSpans[{si}]"
+                                                f".spans[{pi}]",
+                )
+                if n >= limit:
+                    sink.out.close_run(ri, service, res_keys, res_vals, scope_name,
+                                       scope_version)
+                    yield sink.take()
+                    add = sink.add
+            sink.out.close_run(ri, service, res_keys, res_vals, scope_name, scope_version)
+    if sink.out.n or state.dead_letters or state.warnings:
+        yield sink.take()
+
+
+def span_ids_problem(tid: bytes, sid: bytes, pid: bytes) -> str:
+    """Why a span's ids make it invalid (it is known that they do)."""
+    problem = trace_id_problem(tid) or span_id_problem(sid)
+    if problem is None:
+        problem = f"parent span id must be empty or 8 non-zero bytes, got {pid.hex()!r}"
+    return problem
 
 
 _BOUND = (
@@ -347,24 +381,30 @@ def _finish(out: SpanColumns, state: DecodeState) -> Chunk:
 
 
 def _link(lk: Any) -> dict[str, Any]:
-    attrs = attributes_dict(lk.attributes)
+    return link_row(lk.trace_id, lk.span_id, lk.trace_state, attributes_dict(lk.attributes))
+
+
+def link_row(tid: bytes, sid: bytes, trace_state: str, attrs: dict[str, Any]
+             ) -> dict[str, Any]:
+    """One span link as the ``links`` column stores it."""
     return {
-        "trace_id": lk.trace_id.hex() if lk.trace_id else None,
-        "span_id": lk.span_id.hex() if lk.span_id else None,
-        "trace_state": lk.trace_state or None,
+        "trace_id": tid.hex() if tid else None,
+        "span_id": sid.hex() if sid else None,
+        "trace_state": trace_state or None,
         "attributes": [(k, to_text(v)) for k, v in attrs.items()],
     }
 
 
-def _add_events(out: SpanColumns, tid: str, sid: str, events: Any) -> None:
+def _add_events(out: SpanColumns, tid: str, sid: str,
+                events: list[tuple[int, str, dict[str, Any]]]) -> None:
     ev = out.ev
-    for seq, e in enumerate(events):
+    for seq, (time_ns, name, attrs) in enumerate(events):
         ev["trace_id"].append(tid)
         ev["span_id"].append(sid)
         ev["seq"].append(seq)
-        ev["time_unix_nano"].append(e.time_unix_nano)
-        ev["name"].append(e.name)
-        for k, v in attributes_dict(e.attributes).items():
+        ev["time_unix_nano"].append(time_ns)
+        ev["name"].append(name)
+        for k, v in attrs.items():
             out.ev_attrs.keys.append(k)
             out.ev_attrs.values.append(to_text(v))
         out.ev_attrs.close_row()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import duckdb
 
 from sloengine.errors import QueryRefused, StoreError
 from sloengine.model import BatchCounts, Chunk, DeadLetter, SourceInfo
-from sloengine.store import layout, migrate
+from sloengine.store import crypt, layout, migrate
 
 #: the time column each signal's retention is measured on
 _RETENTION = {
@@ -53,18 +54,27 @@ class Store:
     processes open it with ``read_only=True``."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False,
-                 clock: Callable[[], datetime] | None = None, sandboxed: bool = False) -> None:
+                 clock: Callable[[], datetime] | None = None, sandboxed: bool = False,
+                 encryption: crypt.Encryption | None = None) -> None:
         """``sandboxed``: a read-only connection that cannot reach files or the network
-        (``enable_external_access = false``) — for queries typed by people."""
+        (``enable_external_access = false``) — for queries typed by people. ``encryption``:
+        the file's key (store/crypt.py); the store works the same on an encrypted file."""
         self.path = str(path)
         self.read_only = read_only or sandboxed
+        self.encrypted = encryption is not None
         self._clock = clock or (lambda: datetime.now().astimezone())
         config: dict[str, str | bool | int | float | list[str]] = (
             {"enable_external_access": False} if sandboxed else {})
-        try:
-            self.con = duckdb.connect(self.path, read_only=self.read_only, config=config)
-        except duckdb.Error as exc:
-            raise StoreError(str(exc).split("\n")[0], where=self.path) from None
+        if encryption is not None:
+            self.con = crypt.connect(self.path, encryption, read_only=self.read_only,
+                                     sandboxed=sandboxed)
+        else:
+            try:
+                self.con = duckdb.connect(self.path, read_only=self.read_only, config=config)
+            except duckdb.Error as exc:
+                msg = str(exc).split("\n")[0]
+                raise (crypt.plain_error(msg, self.path)
+                       or StoreError(msg, where=self.path)) from None
         if self.read_only:
             if migrate.current_version(self.con) < len(migrate.available()):
                 raise StoreError("database schema is older than this sloengine; open it once "
@@ -73,12 +83,15 @@ class Store:
             migrate.apply(self.con, self._clock())
         self._in_tx = False
         self._readers: list[Any] = []  # cursors of rows_each(), made on first use
+        # the cursor of read(): made now, on the opening thread, for readers on others
+        self._reader = crypt.cursor(self.con) if self.encrypted else self.con.cursor()
+        self._reader_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        for cur in self._readers:
+        for cur in [*self._readers, self._reader]:
             cur.close()
         self.con.close()
 
@@ -114,6 +127,14 @@ class Store:
             tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
 
+    def read(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[
+            tuple[Any, ...]]:
+        """Rows of a read on a connection of its own, safe to call from any thread while
+        the writer works on ``con``: it sees what is committed (DuckDB's MVCC), so a reader
+        (an API GET) need not wait for the writer's lock."""
+        with self._reader_lock:
+            return self._reader.execute(sql, params or []).fetchall()
+
     def rows_each(self, queries: Sequence[tuple[str, Sequence[Any] | dict[str, Any] | None]]
                   ) -> list[list[tuple[Any, ...]]]:
         """The rows of independent read queries, run at the same time: the first here, the
@@ -124,7 +145,8 @@ class Store:
         if len(queries) < 2 or self._in_tx:
             return [self.rows(sql, params) for sql, params in queries]
         while len(self._readers) < len(queries) - 1:
-            self._readers.append(self.con.cursor())
+            self._readers.append(crypt.cursor(self.con) if self.encrypted
+                                 else self.con.cursor())
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="store-read")
         futures = [self._pool.submit(_fetch, cur, sql, params)
@@ -318,6 +340,16 @@ class Store:
         finally:
             con.unregister("_dl")
         return len(dead)
+
+    def append_many(self, items: Sequence[tuple[int, SourceInfo, Chunk]]) -> list[BatchCounts]:
+        """Store the chunks of many batches with one statement per table (store/bulk.py),
+        inside the caller's transaction or one of its own; the counts of each item."""
+        from sloengine.store import bulk
+
+        if self._in_tx:
+            return bulk.append_many(self, items)
+        with self.transaction():
+            return bulk.append_many(self, items)
 
     # -- retention ------------------------------------------------------------------------
     def delete_older(self, table: str, cutoff_ns: int) -> int:
