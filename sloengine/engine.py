@@ -1,24 +1,23 @@
 """The one façade that wires the stages (ARCHITECTURE.md). Front doors (CLI, API, scheduler)
-build an Engine from Settings and a clock, call it, and format what it returns."""
+build an Engine from Settings and a clock, call it, and format what it returns.
+
+The class is assembled from parts to keep modules small: the ingest side
+(engine_ingest.py), the read side — forensics, reports, pages, API reads, keys —
+(engine_views.py), and here the SLO side (load, materialise, evaluate, alerts, replay,
+retention) and the audit trail."""
 
 from __future__ import annotations
 
 import getpass
-import gzip
 import hashlib
-import os
 import uuid
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from sloengine import engine_privacy
 from sloengine.alerting import (
     BadEvents,
     DeliveryReport,
@@ -26,18 +25,13 @@ from sloengine.alerting import (
     NotifyConfig,
     Transition,
     advance,
-    dedup_key,
     deliver_pass,
     enqueue,
-    firing,
     load_notify_config,
 )
-from sloengine.alerting import overview as alerts_overview
-from sloengine.alerting.listing import LIVE as LIVE_ALERTS
-from sloengine.alerting.listing import page as alert_page
+from sloengine.alerting import acks as alert_acks
 from sloengine.compute import (
     Incident,
-    evaluate_slo,
     evaluate_slos,
     materialize_many,
     replay_slos,
@@ -45,8 +39,6 @@ from sloengine.compute import (
 )
 from sloengine.compute.exemplars import bad_event_filter
 from sloengine.compute.filters import group_expr
-from sloengine.compute.history import slo_history
-from sloengine.compute.history import versions as slo_versions_used
 from sloengine.compute.pulled import (
     PullReport,
     is_pulled,
@@ -55,81 +47,36 @@ from sloengine.compute.pulled import (
     pull_slo,
     unavailable,
 )
-from sloengine.compute.report_doc import AuditHead
-from sloengine.compute.report_doc import document as report_document
 from sloengine.compute.windows import minute_of
+from sloengine.engine_ingest import DecodedRequest as DecodedRequest
+from sloengine.engine_ingest import IngestFacade
+from sloengine.engine_parts import Clock, _unix_ns
 from sloengine.engine_receive import ReceivedRequest as ReceivedRequest
-from sloengine.engine_receive import ingest_requests
-from sloengine.errors import ConfigError, QueryRefused, SloEngineError
-from sloengine.forensics import (
-    Exemplar,
-    Story,
-    TraceOptions,
-    compare,
-    evidence,
-    exemplars,
-    reconstruct,
-    story_json,
-)
+from sloengine.engine_views import ViewsFacade
+from sloengine.errors import ConfigError, QueryRefused
 from sloengine.forensics import audit as audit_trail
-from sloengine.forensics.lineage import Lineage, lineage
-from sloengine.ingest import (
-    DEFAULT_KEYS,
-    DEFAULT_PATTERNS,
-    AccessLogMapping,
-    DecodeOptions,
-    DecodePool,
-    DecodeState,
-    ReadOptions,
-    Redactor,
-    ValuePattern,
-    decode_json,
-    decode_proto,
-    expand,
-    redact_chunk,
-    source_info,
+from sloengine.forensics import (
+    evidence,
 )
-from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SloResult, SourceInfo
-from sloengine.report import render as render_report
-from sloengine.report.pages import render_page
-from sloengine.report.trace import render_trace_html
+from sloengine.ingest import (
+    DecodePool,
+    ReadOptions,
+)
+from sloengine.model import SloResult
 from sloengine.settings import Settings
 from sloengine.sources import PrometheusSource
 from sloengine.spec import LoadedSLO, LoadResult, load_paths, resolve
 from sloengine.store import Store
-from sloengine.store import keys as key_store
 from sloengine.store.crypt import Encryption
-from sloengine.store.erase import ErasureReport
 from sloengine.store.keys import KeyRow as KeyRow  # re-exported for the front doors
-from sloengine.store.sandbox import guarded_query
-
-Clock = Callable[[], datetime]
-
-#: Raw bytes of a whole unreadable file are kept in its dead letter up to this size.
-_MAX_RAW_FILE = 16 << 20
-#: The tables each OTLP signal fills (the first one counts the signal's records).
-_SIGNAL_TABLES = {"traces": ("spans", "span_events"), "logs": ("logs",),
-                  "metrics": ("metric_points",)}
-
-
-@dataclass(slots=True)
-class DecodedRequest:
-    """One OTLP/HTTP request body, decoded and redacted but not stored. ``problem`` says why
-    the body cannot be read at all (the receiver answers 400); otherwise ``rejected`` are
-    the records that go to dead letters (a partial success)."""
-
-    chunks: list[Chunk]
-    accepted: int
-    rejected: list[DeadLetter]
-    problem: str | None = None
 
 
 def system_clock() -> datetime:
     return datetime.now().astimezone()
 
 
-class Engine:
-    """Owns the Store (the single DuckDB writer) and runs ingest, and later evaluation."""
+class Engine(IngestFacade, ViewsFacade):
+    """Owns the Store (the single DuckDB writer); ingests, evaluates, alerts, explains."""
 
     def __init__(self, settings: Settings, *, clock: Clock = system_clock,
                  store: Store | None = None, read_only: bool = False,
@@ -180,187 +127,6 @@ class Engine:
                     "entries": result["entries"], "head": result["head"]})
         return result
 
-    # -- ingest ----------------------------------------------------------------------------
-    def read_options(self) -> ReadOptions:
-        if self._read_options is None:
-            r = self.settings.redaction
-            key = (r.key.get_secret_value() if r.key is not None
-                   else self.store.secret("redaction_key"))
-            keys = {k.lower() for k in r.keys}
-            patterns = tuple(ValuePattern(p.name, p.regex) for p in r.patterns)
-            if r.use_default_rules:
-                keys |= set(DEFAULT_KEYS)
-                patterns = DEFAULT_PATTERNS + patterns
-            if not r.enabled:
-                keys, patterns = set(), ()
-            self._read_options = ReadOptions(
-                decode=DecodeOptions(tuple(self.settings.correlation_keys),
-                                     self.settings.chunk_records),
-                redactor=Redactor(key.encode(), frozenset(keys), patterns),
-                access_log=AccessLogMapping(**self.settings.access_log.model_dump()),
-            )
-        return self._read_options
-
-    def ingest(self, paths: Iterable[str | Path],
-               on_file: Callable[[IngestResult], None] | None = None,
-               on_total: Callable[[int], None] | None = None) -> list[IngestResult]:
-        """Ingest files, folders and globs. Each file is one lineage batch; each chunk of it
-        is committed atomically, so a crash loses at most the chunk in flight, and ingesting
-        the file again completes it without duplicates."""
-        results = []
-        self.last_skipped = []
-        files = expand((str(p) for p in paths), self.last_skipped)
-        if on_total is not None:
-            on_total(len(files))
-        with self._decoding():
-            for path in files:
-                result = self.ingest_file(path)
-                results.append(result)
-                if on_file is not None:
-                    on_file(result)
-        return results
-
-    @contextmanager
-    def _decoding(self) -> Iterator[DecodePool]:
-        """The decode workers of one ingest call (started only if a file is big enough),
-        stopped when the call ends: no idle processes between scheduled ingests."""
-        if self._decode_pool is not None:
-            yield self._decode_pool
-            return
-        workers = self.settings.ingest_workers or os.cpu_count() or 1
-        self._decode_pool = DecodePool(self.read_options(), workers)
-        try:
-            yield self._decode_pool
-        finally:
-            self._decode_pool.close()
-            self._decode_pool = None
-
-    def ingest_new(self, paths: Iterable[str | Path],
-                   on_file: Callable[[IngestResult], None] | None = None
-                   ) -> list[IngestResult]:
-        """The watcher's ingest: files whose path, size and mtime are unchanged since they
-        were taken in are passed over without hashing or a new batch row."""
-        results = []
-        self.last_skipped = []
-        with self._decoding():
-            results = self._ingest_new(paths, on_file)
-        return results
-
-    def _ingest_new(self, paths: Iterable[str | Path],
-                    on_file: Callable[[IngestResult], None] | None) -> list[IngestResult]:
-        results = []
-        for path in expand((str(p) for p in paths), self.last_skipped):
-            st = path.stat()
-            seen = self.store.rows(
-                "SELECT 1 FROM watched_files WHERE path = ? AND size_bytes = ? "
-                "AND mtime_ns = ?", [str(path.resolve()), st.st_size, st.st_mtime_ns])
-            if seen:
-                continue
-            result = self.ingest_file(path)
-            self.store.exec_(
-                "INSERT OR REPLACE INTO watched_files VALUES (?, ?, ?, ?, ?, ?)",
-                [str(path.resolve()), st.st_size, st.st_mtime_ns, result.info.sha256,
-                 result.batch_id, self.clock()])
-            results.append(result)
-            if on_file is not None:
-                on_file(result)
-        return results
-
-    def ingest_file(self, path: Path) -> IngestResult:
-        info = source_info(path)
-        dup = self.store.find_complete_batch(info.sha256)
-        if dup is not None:
-            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
-            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
-                                                     "duplicate_of": dup.batch_id})
-            return IngestResult(info, bid, dup.batch_id, BatchCounts())
-        bid = self.store.begin_batch(info)
-        counts = BatchCounts()
-        result = IngestResult(info, bid, None, counts)
-        try:
-            with self._decoding() as pool:
-                for chunk in pool.read(path, info):
-                    self._store_chunk(result, chunk)
-        except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raw = path.read_bytes() if info.size_bytes <= _MAX_RAW_FILE else b""
-            reason = f"file cannot be read to the end: {exc}"
-            self._store_chunk(result, Chunk(dead_letters=[DeadLetter("file", reason, raw)]))
-        self.store.finish_batch(bid, counts)
-        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
-            "batch_id": bid, "sha256": info.sha256, "format": info.format,
-            "signal": info.signal, "accepted": counts.accepted,
-            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
-        return result
-
-    def decode_request(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"]
-                       ) -> DecodedRequest:
-        """Decode an OTLP/HTTP request body of ``signal`` without the database (safe outside
-        the writer's lock once ``read_options()`` has been made by the writer)."""
-        if signal not in _SIGNAL_TABLES:
-            raise ConfigError(f"unknown OTLP signal {signal!r}")
-        opts = self.read_options()
-        if fmt == "otlp-json" and data.strip() == b"{}":
-            return DecodedRequest([], 0, [])  # an empty request is valid OTLP/JSON
-        state = DecodeState(opts.decode)
-        decoded = (decode_proto(data, signal, state) if fmt == "otlp-proto"
-                   else decode_json(data, signal, state))
-        chunks = [redact_chunk(c, opts.redactor) for c in decoded]
-        rejected = [d for c in chunks for d in c.dead_letters]
-        tables = {t for c in chunks for t in c.tables()}
-        main = _SIGNAL_TABLES[signal][0]
-        accepted = sum(c.tables()[main].num_rows for c in chunks if main in c.tables())
-        problem = None
-        if tables - set(_SIGNAL_TABLES[signal]):
-            problem = f"the body is not an OTLP {signal} request"
-        elif not accepted and any(d.location in ("message", "document") for d in rejected):
-            problem = next(d.reason for d in rejected if d.location in ("message", "document"))
-        return DecodedRequest(chunks, accepted, rejected, problem)
-
-    def ingest_bytes(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"],
-                     sender: str, *, decoded: DecodedRequest | None = None) -> IngestResult:
-        """Store one received OTLP/HTTP request body as a lineage batch (source
-        ``http:<sender>``), as ingest_file stores a file: a body already stored whole (a
-        client's retry, a spool drained again after a crash) becomes a ``duplicate`` batch,
-        records already stored are skipped, bad records go to dead letters. ``decoded``:
-        the receiver's decode_request of these bytes, to decode once."""
-        info = SourceInfo(f"http:{sender}", fmt, signal, hashlib.sha256(data).hexdigest(),
-                          len(data))
-        dup = self.store.find_complete_batch(info.sha256)
-        if dup is not None:
-            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
-            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
-                                                     "duplicate_of": dup.batch_id})
-            return IngestResult(info, bid, dup.batch_id, BatchCounts())
-        if decoded is None:
-            decoded = self.decode_request(data, signal, fmt)
-        bid = self.store.begin_batch(info)
-        result = IngestResult(info, bid, None, BatchCounts())
-        for chunk in decoded.chunks:
-            self._store_chunk(result, chunk)
-        counts = result.counts
-        self.store.finish_batch(bid, counts)
-        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
-            "batch_id": bid, "sha256": info.sha256, "format": info.format,
-            "signal": info.signal, "accepted": counts.accepted,
-            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
-        return result
-
-    def ingest_requests(self, requests: Sequence[ReceivedRequest]) -> list[IngestResult]:
-        """Store many received request bodies in one transaction, each its own lineage
-        batch and audit entry, as ingest_bytes would (engine_receive.py says why)."""
-        return ingest_requests(self, requests)
-
-    def erase(self, key: str, value: str, *, dry_run: bool = False) -> ErasureReport:
-        """Delete every raw record carrying ``key=value`` (GDPR erasure; aggregates stay),
-        audited; engine_privacy.py and store/erase.py say what matches."""
-        return engine_privacy.erase(self, key, value, dry_run=dry_run)
-
-    def _store_chunk(self, result: IngestResult, chunk: Chunk) -> None:
-        result.counts.add(self.store.append(result.batch_id, result.info, chunk))
-        result.errors.extend(chunk.dead_letters)
-        result.warnings.extend(chunk.warnings)
-
-    # -- SLOs --------------------------------------------------------------------------------
     def load_slos(self, paths: Iterable[Path] | None = None, *, record: bool = True
                   ) -> LoadResult:
         """Load and validate SLO documents (default: settings.slo_dir); record new versions."""
@@ -522,6 +288,18 @@ class Engine:
                        report.to_json())
         return report
 
+    def ack_alert(self, dedup_key: str, note: str | None = None,
+                  until: datetime | None = None) -> dict[str, Any]:
+        """Acknowledge the alert's current episode (``sloengine.alert-ack/v1``; audited
+        ``alert.ack``; alerting/acks.py says what is sent and why)."""
+        return alert_acks.ack(self.store, dedup_key, actor=self.actor, now=self.clock(),
+                              note=note, until=until, audit=self.audit)
+
+    def unack_alert(self, dedup_key: str) -> dict[str, Any]:
+        """Take back the ack of the alert's current episode (audited ``alert.unack``)."""
+        return alert_acks.unack(self.store, dedup_key, actor=self.actor, now=self.clock(),
+                                audit=self.audit)
+
     def replay(self, t_from: datetime, t_to: datetime, step_minutes: int = 1,
                slo: str | None = None, incidents: list[Incident] | None = None
                ) -> dict[str, Any]:
@@ -582,243 +360,6 @@ class Engine:
             self.audit("layout.optimize", "id_index", "ok", detail)
         return detail
 
-    def lineage(self, ident: str) -> Lineage:
-        """The ordered hops of one request with the ingest batch of every record."""
-        try:
-            result = lineage(self.store, ident)
-        except SloEngineError as exc:
-            self.audit("lineage.query", ident, "error", {"problem": str(exc)})
-            raise
-        self.audit("lineage.query", ident, "ok", {"hops": len(result.hops),
-                                                   "traces": result.trace_ids})
-        return result
-
-    def trace(self, ident: str, *, adjust_skew: bool = False, max_traces: int = 50,
-              log_window_s: float = 5.0) -> Story:
-        """One request's story (trace id, span id or correlation id) across traces: tree,
-        critical path, error origin, orphan and skew flags (forensics/reconstruct.py)."""
-        opts = TraceOptions(max_traces=max_traces, log_window_s=log_window_s,
-                            adjust_skew=adjust_skew)
-        try:
-            story = reconstruct(self.store, ident, opts)
-        except SloEngineError as exc:
-            self.audit("trace.query", ident, "error", {"problem": str(exc)})
-            raise
-        self.audit("trace.query", ident, "ok", {"traces": story.trace_ids,
-                                                 "spans": len(story.spans)})
-        return story
-
-    def trace_html(self, story: Story) -> str:
-        """The story as a self-contained HTML page (report/templates/trace.html.j2)."""
-        return render_trace_html(story_json(story))
-
-    def trace_json(self, story: Story) -> dict[str, Any]:
-        """The story as the ``sloengine.trace/v1`` dict (forensics/contract.py)."""
-        return story_json(story)
-
-    def compare_requests(self, a: str, b: str, *, top: int = 10,
-                         adjust_skew: bool = False) -> dict[str, Any]:
-        """How two requests of the same route differ (``sloengine.compare/v1``)."""
-        return compare(self.trace(a, adjust_skew=adjust_skew),
-                       self.trace(b, adjust_skew=adjust_skew), top=top)
-
-    def trace_exemplars(self, slo: str, t_from: datetime, t_to: datetime, *,
-                        errors_only: bool = False, limit: int = 20,
-                        order: Literal["worst", "newest"] = "worst") -> list[Exemplar]:
-        """Requests that burned the SLO's budget: the bad events of its SLI in
-        [t_from, t_to), worst (failed, then slowest) or newest first."""
-        [loaded] = self._selected(slo)
-        table, where, params = bad_event_filter(loaded.slo)
-        out = exemplars(self.store, table, where, params, t_from_ns=_unix_ns(t_from),
-                        t_to_ns=_unix_ns(t_to), errors_only=errors_only, limit=limit,
-                        order=order)
-        self.audit("traces.query", slo, "ok", {"from": t_from.isoformat(),
-                                                "to": t_to.isoformat(), "found": len(out)})
-        return out
-
-    def slo_event_totals(self) -> list[tuple[str, str, float, float]]:
-        """(slo, group, good, bad) over all buckets: the counter behind exported rules."""
-        return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in self.store.rows(
-            "SELECT slo_name, grp, sum(good), sum(total) - sum(good) FROM slo_buckets "
-            "GROUP BY ALL ORDER BY 1, 2")]
-
-    # -- reports -----------------------------------------------------------------------------
-    def report(self, t_from: datetime, t_to: datetime, out: Path, fmt: str = "html", *,
-               slos: list[str] | None = None, auditor: bool = False, label: str | None = None,
-               step_minutes: int = 60) -> list[Path]:
-        """Write the report of ``[t_from, t_to)``: compute reads the history through the
-        store, report renders it; the files written (with sha256) go into the audit trail."""
-        doc = self.report_doc(t_from, t_to, slos=slos, auditor=auditor, label=label,
-                              step_minutes=step_minutes)
-        a, b = minute_of(t_from), minute_of(t_to)
-        files = render_report(doc, fmt, out)
-        self.audit("report", str(out), "ok", {
-            "format": fmt, "from": a, "to": b, "step": step_minutes, "auditor": auditor,
-            "slos": sorted(s["name"] for s in doc["slos"]),
-            "files": [{"path": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
-                      for f in files]})
-        return files
-
-    def report_doc(self, t_from: datetime, t_to: datetime, *, slos: list[str] | None = None,
-                   auditor: bool = False, label: str | None = None, step_minutes: int = 60
-                   ) -> dict[str, Any]:
-        """The ``sloengine.report/v1`` document of ``[t_from, t_to)`` (report and the status
-        pages render it; it writes only what any read does: buckets, SLO versions)."""
-        selected = self._selected(None)
-        if slos:
-            names = {s.slo.metadata.name for s in selected}
-            unknown = sorted(set(slos) - names)
-            if unknown:
-                raise ConfigError(f"no SLO named {unknown[0]!r} in {self.settings.slo_dir}")
-            selected = [s for s in selected if s.slo.metadata.name in set(slos)]
-        a, b = minute_of(t_from), minute_of(t_to)
-        if b <= a:
-            raise ConfigError("the report period is empty: its end must be after its start")
-        if step_minutes < 1:
-            raise ConfigError("the report step must be at least 1 minute")
-        if not self.store.read_only:
-            self.materialize(selected)
-        histories = [slo_history(self.store, s, a, b, step_minutes) for s in selected]
-        head, versions = None, None
-        if auditor:
-            verdict = audit_trail.verify(self.store)
-            head = AuditHead(self.store.meta(audit_trail.HEAD_KEY), verdict.ok,
-                             verdict.entries, verdict.problem)
-            versions = slo_versions_used(self.store, selected, a, b)
-        return report_document(histories, a, b, step_minutes, generated_at=self.clock(),
-                               label=label, versions=versions, audit=head)
-
-    # -- status pages ------------------------------------------------------------------------
-    def status(self, at: datetime | None = None, slo: str | None = None) -> list[SloResult]:
-        """Every (or one) SLO's state at ``at`` for readers (status pages, API), without
-        advancing the alert state machine. Now, each tier carries its live alert state
-        (pending/firing, from the last scheduled evaluation); at a past ``at`` it carries
-        its condition then, as a look back in time does in alerting/state.py."""
-        slos = self._selected(slo)
-        t = minute_of(at or self.clock())
-        if not self.store.read_only:
-            self.materialize(slos)
-        live = None if at is not None else {a["dedup_key"]: a["state"]
-                                            for a in firing(self.store)}
-        out = []
-        for s in slos:
-            for r in self._status(s, evaluate_slo(self.store, s, t), t):
-                out.append(replace(r, alerts=[replace(d, state=(
-                    live.get(dedup_key(r, d.tier), "inactive") if live is not None
-                    else "firing" if d.condition else "inactive")) for d in r.alerts]))
-        return out
-
-    def live_alerts(self) -> list[dict[str, Any]]:
-        """Alerts pending or firing now in the persisted state machine (times in minutes)."""
-        return firing(self.store)
-
-    def page_html(self, page: str, **context: Any) -> str:
-        """One status page (report/pages.py renders it; api/pages.py serves it)."""
-        return render_page(page, **context)
-
-    # -- summaries ---------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        """What the store holds: table counts, time range, services, batches."""
-        return self.store.summary()
-
-    # -- the HTTP API (sloengine/api/): keys, reads without side effects ---------------------
-    def create_key(self, role: str, name: str, expires_at: datetime | None = None
-                   ) -> tuple[KeyRow, str]:
-        """A new API key: its row (the secret only as a salted hash) and the key itself,
-        shown once and never stored. Audited."""
-        key_id, secret, token = key_store.new_token()
-        row = KeyRow(key_id, name, role, key_store.hash_secret(secret), self.clock(),
-                     self.actor, expires_at, None)
-        key_store.insert(self.store, row)
-        self.audit("key.create", key_id, "ok", {k: v for k, v in row.public().items()
-                                                 if k in ("name", "role", "expires_at")})
-        return row, token
-
-    def list_keys(self) -> list[KeyRow]:
-        rows = key_store.all_keys(self.store)
-        self.audit("key.list", "api_keys", "ok", {"keys": len(rows)})
-        return rows
-
-    def key_rows(self) -> list[KeyRow]:
-        """Every key, unaudited: the API's authentication cache (api/access.py) reads it."""
-        return key_store.all_keys(self.store)
-
-    def revoke_key(self, key_id: str) -> KeyRow | None:
-        """Revoke a key (None: no such key). Revoking twice keeps the first time. Audited."""
-        row = key_store.get(self.store, key_id)
-        if row is None:
-            self.audit("key.revoke", key_id, "error", {"problem": "no such key"})
-            return None
-        key_store.revoke(self.store, key_id, self.clock())
-        self.audit("key.revoke", key_id, "ok", {"role": row.role, "name": row.name})
-        return key_store.get(self.store, key_id)
-
-    @staticmethod
-    def parse_key(token: str) -> tuple[str, str] | None:
-        return key_store.parse_token(token)
-
-    @staticmethod
-    def key_matches(row: KeyRow, secret: str) -> bool:
-        return key_store.verify_secret(secret, row.secret_hash)
-
-    def data_version(self) -> str:
-        """A digest that changes when what a report or a replay reads changes: batches
-        (new data), record counts (retention, erasure), SLO buckets and alert transitions,
-        the SLO definitions' content hashes, the incidents file. The API's ETags hang on it."""
-        counts = self.store.rows(
-            "SELECT (SELECT coalesce(max(batch_id), 0) FROM ingest_batches), "
-            "(SELECT count(*) FROM ingest_batches), (SELECT count(*) FROM spans), "
-            "(SELECT count(*) FROM logs), (SELECT count(*) FROM metric_points), "
-            "(SELECT count(*) FROM slo_buckets), (SELECT count(*) FROM alert_transitions)")[0]
-        slos = sorted((s.slo.metadata.name, s.version)
-                      for s in self.load_slos(record=False).slos)
-        inc = self.settings.incidents_file
-        inc_sig = inc.stat().st_mtime_ns if inc is not None and inc.exists() else None
-        return hashlib.sha256(orjson.dumps([list(counts), slos, inc_sig])).hexdigest()[:32]
-
-    def current_state(self, slo: str | None = None) -> list[dict[str, Any]]:
-        """The newest stored evaluation of every (or one) SLO, as the evaluate job left it:
-        a read (nothing is evaluated, no alert moves) on the store's reader connection, so
-        it is safe without the engine lock."""
-        return [orjson.loads(r[0]) for r in self.store.read(
-            "SELECT result FROM slo_evaluations WHERE ?::VARCHAR IS NULL OR slo_name = ? "
-            "QUALIFY rank() OVER (PARTITION BY slo_name ORDER BY eval_minute DESC) = 1 "
-            "AND row_number() OVER (PARTITION BY slo_name, objective, grp "
-            "ORDER BY eval_minute DESC, evaluated_at DESC) = 1 "
-            "ORDER BY slo_name, objective, grp", [slo, slo])]
-
-    def slo_names(self) -> list[str]:
-        return [s.slo.metadata.name for s in self.load_slos(record=False).slos]
-
-    def alerts_view(self, *, states: tuple[str, ...] = LIVE_ALERTS, severity: str | None = None,
-                    slo: str | None = None, after: str | None = None, limit: int = 50
-                    ) -> dict[str, Any]:
-        """``sloengine alerts`` with filters and a page of alerts (``next_cursor``)."""
-        view = alerts_overview(self.store, self.clock())
-        view["alerts"], view["next_cursor"] = alert_page(
-            self.store, states=states, severity=severity, slo=slo, after=after, limit=limit)
-        return view
-
-    def trace_document(self, ident: str, *, adjust_skew: bool = False, max_traces: int = 50
-                       ) -> dict[str, Any]:
-        """``sloengine.trace/v1`` of one request (see ``trace``)."""
-        return story_json(self.trace(ident, adjust_skew=adjust_skew, max_traces=max_traces))
-
-    def query_here(self, query: str, limit: int | None = None
-                   ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """``user_query`` on this engine's own connection (inside ``sloengine run``, where a
-        second, sandboxed connection cannot be opened): store/sandbox.py checks the syntax
-        tree instead. Audited, refusals too."""
-        digest = hashlib.sha256(query.encode()).hexdigest()[:16]
-        try:
-            cols, rows = guarded_query(self.store, query, limit)
-        except QueryRefused as exc:
-            self.audit("sql", f"query:{digest}", "refused", {"query": query, "rows": 0,
-                                                               "problem": str(exc)})
-            raise
-        self.audit("sql", f"query:{digest}", "ok", {"query": query, "rows": len(rows),
-                                                      "problem": ""})
-        return cols, rows
 
 
 def _bad_events(s: LoadedSLO) -> BadEvents | None:
@@ -838,11 +379,6 @@ def _iso(value: str) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone")
     return dt
-
-
-def _unix_ns(t: datetime) -> int:
-    """Exact unix nanoseconds of an aware datetime (no float rounding)."""
-    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def db_encryption(settings: Settings) -> Encryption | None:

@@ -22,7 +22,7 @@ from sloengine.store.erase import ErasureMatch, ErasureReport
 from sloengine.store.erase import erase as store_erase
 
 if TYPE_CHECKING:
-    from sloengine.engine import Engine
+    from sloengine.engine_ingest import IngestFacade as Engine
 
 
 def parse_attribute(text: str) -> tuple[str, str]:

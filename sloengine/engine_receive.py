@@ -20,7 +20,8 @@ from sloengine.model import BatchCounts, Chunk, IngestResult, SourceInfo
 from sloengine.store import bulk
 
 if TYPE_CHECKING:
-    from sloengine.engine import DecodedRequest, Engine
+    from sloengine.engine_ingest import DecodedRequest
+    from sloengine.engine_ingest import IngestFacade as Engine
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,11 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "content": SLO_YAML, "headers": {"content-type": "application/yaml"}}),
     "GET /api/v1/replay": (f"/api/v1/replay?{DAY}&step=5m", {}),
     "GET /api/v1/alerts": ("/api/v1/alerts?state=resolved&limit=5", {}),
+    # nothing fires at the sample's "now": a role allowed through gets 404 (no such alert)
+    "POST /api/v1/alerts/{dedup_key:path}/ack": (
+        "/api/v1/alerts/gateway-availability/99.9/-/page-fast/ack", {"json": {"note": "walk"}}),
+    "DELETE /api/v1/alerts/{dedup_key:path}/ack": (
+        "/api/v1/alerts/gateway-availability/99.9/-/page-fast/ack", {}),
     "GET /api/v1/traces/{ident}": (f"/api/v1/traces/{TRACE}", {}),
     "GET /api/v1/slos/{name}/bad-events": (
         f"/api/v1/slos/gateway-availability/bad-events?{DAY}&limit=3", {}),

@@ -2,13 +2,16 @@
 
 Keyset pagination on the dedup key (``WHERE dedup_key > cursor ORDER BY dedup_key``): a page
 stays correct while evaluations change other alerts, unlike an offset. Filter values are
-bound parameters, never SQL text.
+bound parameters, never SQL text. Each alert carries ``acknowledged`` ({by, at, note,
+until} or null: acks.py), and ``acknowledged=True|False`` filters on it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sloengine.alerting import acks
 from sloengine.alerting.notice import iso_minute
 from sloengine.store import Store
 
@@ -19,10 +22,12 @@ _COLS = ["dedup_key", "slo_name", "objective", "grp", "tier", "severity", "state
 LIVE = ("pending", "firing")
 
 
-def page(store: Store, *, states: tuple[str, ...] = LIVE, severity: str | None = None,
-         slo: str | None = None, after: str | None = None, limit: int = 50
+def page(store: Store, *, now: datetime, states: tuple[str, ...] = LIVE,
+         severity: str | None = None, slo: str | None = None, after: str | None = None,
+         limit: int = 50, acknowledged: bool | None = None
          ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of alerts in dedup-key order and the key to continue after (None: done)."""
+    """One page of alerts in dedup-key order and the key to continue after (None: done).
+    ``now``: when an ack's ``until`` is compared (a lapsed ack is not in effect)."""
     where = [f"state IN ({', '.join('?' * len(states))})"]
     params: list[Any] = list(states)
     if severity is not None:
@@ -31,15 +36,18 @@ def page(store: Store, *, states: tuple[str, ...] = LIVE, severity: str | None =
     if slo is not None:
         where.append("slo_name = ?")
         params.append(slo)
+    if acknowledged is not None:
+        where.append(acks.ACKED_SQL if acknowledged else f"NOT {acks.ACKED_SQL}")
+        params.append(now)
     if after is not None:
         where.append("dedup_key > ?")
         params.append(after)
     params.append(limit + 1)
-    rows = store.rows(f"SELECT {', '.join(_COLS)} FROM alerts WHERE {' AND '.join(where)} "
+    rows = store.rows(f"SELECT {', '.join(_COLS)} FROM alerts a WHERE {' AND '.join(where)} "
                       "ORDER BY dedup_key LIMIT ?", params)
     items = [dict(zip(_COLS, r, strict=True)) for r in rows[:limit]]
     nxt = items[-1]["dedup_key"] if len(rows) > limit and items else None
     for a in items:
         for k in ("pending_since", "firing_since", "last_eval"):
             a[k] = None if a[k] is None else iso_minute(a[k])
-    return items, nxt
+    return acks.attach(store, items, now), nxt

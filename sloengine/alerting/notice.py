@@ -49,7 +49,7 @@ class Exemplar:
 class Notice:
     idempotency_key: str
     dedup_key: str
-    status: Literal["firing", "resolved"]
+    status: Literal["firing", "resolved", "acknowledged"]  # acknowledged: acks.py
     from_state: str
     eval_minute: int
     at: str  # the evaluation time (ISO 8601, UTC)

@@ -7,7 +7,8 @@ and records every outcome as it happens, so a process killed mid-delivery resend
 was not recorded as delivered: at-least-once, with the idempotency key unchanged.
 
 Notifications: a transition into ``firing`` (from inactive or pending) and ``firing →
-resolved``; pending alerts that clear are never notified (state.py).
+resolved``; pending alerts that clear are never notified (state.py). An acknowledgement
+(acks.py) adds an ``acknowledged`` notification, routed only to notifiers that understand it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from sloengine.alerting import acks
 from sloengine.alerting.config import NotifyConfig
 from sloengine.alerting.context import BadEvents, Context, gather
 from sloengine.alerting.notice import Notice, from_json, idempotency_key, iso, iso_minute
@@ -59,6 +61,10 @@ def enqueue(store: Store, transitions: Sequence[Transition], slo: SLO,
              tr.result.name, tr.decision.severity, orjson.dumps(notice.labels).decode(),
              orjson.dumps(notice_json(notice)).decode(), now])
         ids.append(nid)
+        if tr.to_state == "firing":  # acknowledged while pending: the ack follows the trigger
+            ack_id = acks.after_firing(store, tr.dedup_key, now)
+            if ack_id is not None:
+                ids.append(ack_id)
     return ids
 
 
@@ -104,13 +110,17 @@ class Due:
 
 def route(store: Store, config: NotifyConfig, now: datetime) -> tuple[int, int]:
     """Make delivery rows for notifications not yet routed; returns (routed, no route)."""
-    rows = store.rows("SELECT notification_id, labels FROM alert_notifications "
+    rows = store.rows("SELECT notification_id, labels, to_state FROM alert_notifications "
                       "WHERE routed_at IS NULL ORDER BY notification_id")
     unroutable = 0
     with store.transaction():
-        for nid, labels in rows:
+        for nid, labels, to_state in rows:
             targets = config.route(orjson.loads(labels))
-            unroutable += not targets
+            if to_state == "acknowledged":  # only to those that understand it (acks.py)
+                targets = [t for t in targets if t in config.notifiers
+                           and config.notifiers[t].kind in acks.ACK_KINDS]
+            else:
+                unroutable += not targets
             for t in targets:
                 store.exec_("INSERT INTO alert_deliveries VALUES (?, ?, 'pending', 0, NULL, "
                             "NULL, NULL, NULL) ON CONFLICT DO NOTHING", [nid, t])
@@ -199,7 +209,8 @@ def overview(store: Store, now: datetime) -> dict[str, Any]:
             "last_error": last_error, "last_success_at": _iso(last_ok)})
     unrouted = store.one("SELECT count(*) FROM alert_notifications WHERE routed_at IS NULL")
     nowhere = store.one(
-        "SELECT count(*) FROM alert_notifications n WHERE routed_at IS NOT NULL AND NOT "
+        "SELECT count(*) FROM alert_notifications n WHERE routed_at IS NOT NULL "
+        "AND to_state <> 'acknowledged' AND NOT "
         "EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.notification_id = n.notification_id)")
     dead = [{"notification_id": r[0], "target": r[1], "dedup_key": r[2], "to_state": r[3],
              "attempts": r[4], "last_error": r[5]}
@@ -211,6 +222,7 @@ def overview(store: Store, now: datetime) -> dict[str, Any]:
     alerts = [{**a, **{k: None if a[k] is None else iso_minute(a[k])
                        for k in ("pending_since", "firing_since", "last_eval")}}
               for a in firing(store)]
+    acks.attach(store, alerts, now)
     return {"alerts": alerts, "targets": targets, "not_routed": int(unrouted),
             "no_route": int(nowhere), "dead": dead}
 

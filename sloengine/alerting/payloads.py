@@ -4,7 +4,8 @@
   (alertmanager ``api/v2/openapi.yaml``). Label names must match ``[a-zA-Z_][a-zA-Z0-9_]*``.
 * Slack incoming webhooks: ``text`` (the notification fallback) plus Block Kit ``blocks``.
 * PagerDuty Events API v2 (``/v2/enqueue``): ``trigger`` with payload.summary/source/
-  severity, ``resolve`` with the same ``dedup_key`` (the alert's dedup key).
+  severity, ``resolve`` and ``acknowledge`` (acks.py) with the same ``dedup_key`` (the
+  alert's dedup key).
 * Webhook and file: the notice itself (``"schema": "sloengine.alert/v1"``).
 """
 
@@ -113,6 +114,9 @@ def _esc(text: str) -> str:
 def pagerduty(n: Notice, routing_key: str, severity_map: dict[str, str]) -> dict[str, Any]:
     if n.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": n.dedup_key}
+    if n.status == "acknowledged":  # an on-call engineer took it (acks.py)
+        return {"routing_key": routing_key, "event_action": "acknowledge",
+                "dedup_key": n.dedup_key}
     custom = {
         "slo": n.slo, "objective": n.objective, "target": n.target, "group": n.group,
         "tier": n.tier, "severity": n.severity, "window": n.window,

@@ -46,14 +46,14 @@ COOKIE = "sloengine_session"
 
 _READ = frozenset({"self:read", "pages:read", "slos:read", "alerts:read", "traces:read",
                    "lineage:read", "reports:read"})
-#: The policy. admin: everything; sre: SLOs, evaluation, replays; oncall: read state;
-#: auditor: read-only, plus the audit trail and SQL (nothing that writes); ingest: only the
-#: OTLP routes /v1/*.
+#: The policy. admin: everything; sre: SLOs, evaluation, replays, acks; oncall: read state,
+#: acknowledge alerts; auditor: read-only, plus the audit trail and SQL (nothing that
+#: writes); ingest: only the OTLP routes /v1/*.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _READ | {"slos:validate", "slos:evaluate", "replay:run", "audit:read",
-                      "sql:query", "keys:admin", "ingest:write"},
-    "sre": _READ | {"slos:validate", "slos:evaluate", "replay:run"},
-    "oncall": _READ,
+                      "sql:query", "keys:admin", "ingest:write", "alerts:ack"},
+    "sre": _READ | {"slos:validate", "slos:evaluate", "replay:run", "alerts:ack"},
+    "oncall": _READ | {"alerts:ack"},
     "auditor": _READ | {"audit:read", "sql:query"},
     "ingest": frozenset({"ingest:write"}),
 }

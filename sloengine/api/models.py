@@ -33,6 +33,13 @@ class EvaluateRequest(Body):
     slo: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class AckRequest(Body):
+    #: why, or what is being done (shown next to the alert)
+    note: str | None = Field(default=None, min_length=1, max_length=500)
+    #: the ack lapses then: an ISO 8601 time with a zone, or a duration from now (``2h``)
+    until: str | None = Field(default=None, min_length=1, max_length=40)
+
+
 class SqlRequest(Body):
     query: str = Field(min_length=1, max_length=10_000)
     limit: int = Field(default=1000, ge=1, le=10_000)
@@ -110,6 +117,14 @@ class Alerts(Shape):
     no_route: int
     dead: list[dict[str, Any]]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class AlertAck(Shape):
+    schema_: Literal["sloengine.alert-ack/v1"] = Field(alias="schema")
+    dedup_key: str
+    state: str
+    acknowledged: dict[str, Any] | None = Field(
+        description="{by, at, note, until} of the ack in effect, or null")
 
 
 class Trace(Shape):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +36,8 @@ _MAX_ALIASES = 100
 
 SloName = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[\w.\-]+$")]
 Ident = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[\w.:\-]+$")]
+DedupKey = Annotated[str, PathParam(min_length=1, max_length=600,
+                                     description="slo/objective/group/tier")]
 TimeQ = Annotated[str, Query(min_length=1, max_length=40, description="ISO 8601 time")]
 
 
@@ -106,6 +108,14 @@ def _step(step: str) -> int:
         raise Problem(422, "step must be at least 1m", title="Request does not validate",
                       kind="validation")
     return minutes
+
+
+def _until(value: str, now: datetime) -> datetime:
+    """An ack's expiry: a duration from now (``2h``) or an ISO 8601 time."""
+    try:
+        return now + parse_duration(value)
+    except ValueError:
+        return parse_time(value, "until")
 
 
 def build_router() -> APIRouter:
@@ -207,13 +217,39 @@ def build_router() -> APIRouter:
                      severity: Annotated[str | None, Query(max_length=50)] = None,
                      slo: Annotated[str | None, Query(max_length=200)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     cursor: Annotated[str | None, Query(max_length=400)] = None) -> Response:
-        """Alerts (default: pending and firing) filtered by state, severity and SLO, a page
-        at a time (``next_cursor``), with the outbox per notifier."""
+                     cursor: Annotated[str | None, Query(max_length=400)] = None,
+                     acknowledged: bool | None = None) -> Response:
+        """Alerts (default: pending and firing) filtered by state, severity, SLO and
+        whether an ack is in effect, a page at a time (``next_cursor``), with the outbox
+        per notifier."""
         states = tuple(state) if state else ("pending", "firing")
         view = await call(request, who, lambda e: e.alerts_view(
-            states=states, severity=severity, slo=slo, after=cursor, limit=limit))
+            states=states, severity=severity, slo=slo, after=cursor, limit=limit,
+            acknowledged=acknowledged))
         return json_response({"schema": "sloengine.alerts/v1", **view})
+
+    # dedup keys hold slashes (slo/objective/group/tier): a path converter takes them whole,
+    # sent as they are or percent-encoded (%2F)
+    @r.post("/alerts/{dedup_key:path}/ack", **_route("alerts:ack", models.AlertAck))
+    async def ack(request: Request, dedup_key: DedupKey,
+                  who: Annotated[Principal, Depends(guard("alerts:ack"))],
+                  body: models.AckRequest | None = None) -> Response:
+        """Acknowledge the alert's current firing (or pending) episode: who and when, an
+        optional note and expiry. Acking again keeps the first ack. PagerDuty targets get
+        an ``acknowledge`` event after the trigger. 404: no pending or firing alert."""
+        req = body or models.AckRequest()
+
+        def run(e: Engine) -> dict[str, Any]:
+            until = None if req.until is None else _until(req.until, e.clock())
+            return e.ack_alert(dedup_key, req.note, until)
+        return json_response(await call(request, who, run))
+
+    @r.delete("/alerts/{dedup_key:path}/ack", **_route("alerts:ack", models.AlertAck))
+    async def unack(request: Request, dedup_key: DedupKey,
+                    who: Annotated[Principal, Depends(guard("alerts:ack"))]) -> Response:
+        """Take back the ack of the alert's current episode (``removed``: whether there was
+        one). Nothing is sent: PagerDuty has no un-acknowledge event."""
+        return json_response(await call(request, who, lambda e: e.unack_alert(dedup_key)))
 
     @r.get("/traces/{ident}", **_route("traces:read", models.Trace))
     async def trace(request: Request, ident: Ident,

@@ -89,7 +89,8 @@ def overview_view(results: Sequence[SloResult]) -> list[dict[str, Any]]:
 
 def overview_html(*, results: Sequence[SloResult], alerts: Sequence[dict[str, Any]],
                   now: datetime, at: datetime | None = None, user: str | None = None) -> str:
-    """``alerts``: the live state machine's pending/firing alerts (``Engine.live_alerts``);
+    """``alerts``: the live state machine's pending/firing alerts (``Engine.live_alerts``,
+    each with ``acknowledged``: {by, at, note, until} or None);
     ``at``: a look back in time (then tier states are the conditions at that minute)."""
     slos = overview_view(results)
     counts = {s: sum(r["status"] == s for x in slos for r in x["rows"])

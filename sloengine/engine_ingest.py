@@ -1,0 +1,239 @@
+"""The ingest side of the Engine façade: files, folders and OTLP/HTTP bodies → decoded,
+redacted chunks → the store, with lineage and dead letters (see engine.py)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sloengine import engine_privacy
+from sloengine.engine_parts import EngineParts
+from sloengine.engine_receive import ReceivedRequest, ingest_requests
+from sloengine.errors import ConfigError
+from sloengine.ingest import (
+    DEFAULT_KEYS,
+    DEFAULT_PATTERNS,
+    AccessLogMapping,
+    DecodeOptions,
+    DecodePool,
+    DecodeState,
+    ReadOptions,
+    Redactor,
+    ValuePattern,
+    decode_json,
+    decode_proto,
+    expand,
+    redact_chunk,
+    source_info,
+)
+from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SourceInfo
+from sloengine.store.erase import ErasureReport
+
+#: Raw bytes of a whole unreadable file are kept in its dead letter up to this size.
+_MAX_RAW_FILE = 16 << 20
+#: The tables each OTLP signal fills (the first one counts the signal's records).
+_SIGNAL_TABLES = {"traces": ("spans", "span_events"), "logs": ("logs",),
+                  "metrics": ("metric_points",)}
+
+
+@dataclass(slots=True)
+class DecodedRequest:
+    """One OTLP/HTTP request body, decoded and redacted but not stored. ``problem`` says why
+    the body cannot be read at all (the receiver answers 400); otherwise ``rejected`` are
+    the records that go to dead letters (a partial success)."""
+
+    chunks: list[Chunk]
+    accepted: int
+    rejected: list[DeadLetter]
+    problem: str | None = None
+
+
+class IngestFacade(EngineParts):
+    # -- ingest ----------------------------------------------------------------------------
+    def read_options(self) -> ReadOptions:
+        if self._read_options is None:
+            r = self.settings.redaction
+            key = (r.key.get_secret_value() if r.key is not None
+                   else self.store.secret("redaction_key"))
+            keys = {k.lower() for k in r.keys}
+            patterns = tuple(ValuePattern(p.name, p.regex) for p in r.patterns)
+            if r.use_default_rules:
+                keys |= set(DEFAULT_KEYS)
+                patterns = DEFAULT_PATTERNS + patterns
+            if not r.enabled:
+                keys, patterns = set(), ()
+            self._read_options = ReadOptions(
+                decode=DecodeOptions(tuple(self.settings.correlation_keys),
+                                     self.settings.chunk_records),
+                redactor=Redactor(key.encode(), frozenset(keys), patterns),
+                access_log=AccessLogMapping(**self.settings.access_log.model_dump()),
+            )
+        return self._read_options
+
+    def ingest(self, paths: Iterable[str | Path],
+               on_file: Callable[[IngestResult], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> list[IngestResult]:
+        """Ingest files, folders and globs. Each file is one lineage batch; each chunk of it
+        is committed atomically, so a crash loses at most the chunk in flight, and ingesting
+        the file again completes it without duplicates."""
+        results = []
+        self.last_skipped = []
+        files = expand((str(p) for p in paths), self.last_skipped)
+        if on_total is not None:
+            on_total(len(files))
+        with self._decoding():
+            for path in files:
+                result = self.ingest_file(path)
+                results.append(result)
+                if on_file is not None:
+                    on_file(result)
+        return results
+
+    @contextmanager
+    def _decoding(self) -> Iterator[DecodePool]:
+        """The decode workers of one ingest call (started only if a file is big enough),
+        stopped when the call ends: no idle processes between scheduled ingests."""
+        if self._decode_pool is not None:
+            yield self._decode_pool
+            return
+        workers = self.settings.ingest_workers or os.cpu_count() or 1
+        self._decode_pool = DecodePool(self.read_options(), workers)
+        try:
+            yield self._decode_pool
+        finally:
+            self._decode_pool.close()
+            self._decode_pool = None
+
+    def ingest_new(self, paths: Iterable[str | Path],
+                   on_file: Callable[[IngestResult], None] | None = None
+                   ) -> list[IngestResult]:
+        """The watcher's ingest: files whose path, size and mtime are unchanged since they
+        were taken in are passed over without hashing or a new batch row."""
+        results = []
+        self.last_skipped = []
+        with self._decoding():
+            results = self._ingest_new(paths, on_file)
+        return results
+
+    def _ingest_new(self, paths: Iterable[str | Path],
+                    on_file: Callable[[IngestResult], None] | None) -> list[IngestResult]:
+        results = []
+        for path in expand((str(p) for p in paths), self.last_skipped):
+            st = path.stat()
+            seen = self.store.rows(
+                "SELECT 1 FROM watched_files WHERE path = ? AND size_bytes = ? "
+                "AND mtime_ns = ?", [str(path.resolve()), st.st_size, st.st_mtime_ns])
+            if seen:
+                continue
+            result = self.ingest_file(path)
+            self.store.exec_(
+                "INSERT OR REPLACE INTO watched_files VALUES (?, ?, ?, ?, ?, ?)",
+                [str(path.resolve()), st.st_size, st.st_mtime_ns, result.info.sha256,
+                 result.batch_id, self.clock()])
+            results.append(result)
+            if on_file is not None:
+                on_file(result)
+        return results
+
+    def ingest_file(self, path: Path) -> IngestResult:
+        info = source_info(path)
+        dup = self.store.find_complete_batch(info.sha256)
+        if dup is not None:
+            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
+            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
+                                                     "duplicate_of": dup.batch_id})
+            return IngestResult(info, bid, dup.batch_id, BatchCounts())
+        bid = self.store.begin_batch(info)
+        counts = BatchCounts()
+        result = IngestResult(info, bid, None, counts)
+        try:
+            with self._decoding() as pool:
+                for chunk in pool.read(path, info):
+                    self._store_chunk(result, chunk)
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raw = path.read_bytes() if info.size_bytes <= _MAX_RAW_FILE else b""
+            reason = f"file cannot be read to the end: {exc}"
+            self._store_chunk(result, Chunk(dead_letters=[DeadLetter("file", reason, raw)]))
+        self.store.finish_batch(bid, counts)
+        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
+            "batch_id": bid, "sha256": info.sha256, "format": info.format,
+            "signal": info.signal, "accepted": counts.accepted,
+            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
+        return result
+
+    def decode_request(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"]
+                       ) -> DecodedRequest:
+        """Decode an OTLP/HTTP request body of ``signal`` without the database (safe outside
+        the writer's lock once ``read_options()`` has been made by the writer)."""
+        if signal not in _SIGNAL_TABLES:
+            raise ConfigError(f"unknown OTLP signal {signal!r}")
+        opts = self.read_options()
+        if fmt == "otlp-json" and data.strip() == b"{}":
+            return DecodedRequest([], 0, [])  # an empty request is valid OTLP/JSON
+        state = DecodeState(opts.decode)
+        decoded = (decode_proto(data, signal, state) if fmt == "otlp-proto"
+                   else decode_json(data, signal, state))
+        chunks = [redact_chunk(c, opts.redactor) for c in decoded]
+        rejected = [d for c in chunks for d in c.dead_letters]
+        tables = {t for c in chunks for t in c.tables()}
+        main = _SIGNAL_TABLES[signal][0]
+        accepted = sum(c.tables()[main].num_rows for c in chunks if main in c.tables())
+        problem = None
+        if tables - set(_SIGNAL_TABLES[signal]):
+            problem = f"the body is not an OTLP {signal} request"
+        elif not accepted and any(d.location in ("message", "document") for d in rejected):
+            problem = next(d.reason for d in rejected if d.location in ("message", "document"))
+        return DecodedRequest(chunks, accepted, rejected, problem)
+
+    def ingest_bytes(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"],
+                     sender: str, *, decoded: DecodedRequest | None = None) -> IngestResult:
+        """Store one received OTLP/HTTP request body as a lineage batch (source
+        ``http:<sender>``), as ingest_file stores a file: a body already stored whole (a
+        client's retry, a spool drained again after a crash) becomes a ``duplicate`` batch,
+        records already stored are skipped, bad records go to dead letters. ``decoded``:
+        the receiver's decode_request of these bytes, to decode once."""
+        info = SourceInfo(f"http:{sender}", fmt, signal, hashlib.sha256(data).hexdigest(),
+                          len(data))
+        dup = self.store.find_complete_batch(info.sha256)
+        if dup is not None:
+            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
+            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
+                                                     "duplicate_of": dup.batch_id})
+            return IngestResult(info, bid, dup.batch_id, BatchCounts())
+        if decoded is None:
+            decoded = self.decode_request(data, signal, fmt)
+        bid = self.store.begin_batch(info)
+        result = IngestResult(info, bid, None, BatchCounts())
+        for chunk in decoded.chunks:
+            self._store_chunk(result, chunk)
+        counts = result.counts
+        self.store.finish_batch(bid, counts)
+        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
+            "batch_id": bid, "sha256": info.sha256, "format": info.format,
+            "signal": info.signal, "accepted": counts.accepted,
+            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
+        return result
+
+    def ingest_requests(self, requests: Sequence[ReceivedRequest]) -> list[IngestResult]:
+        """Store many received request bodies in one transaction, each its own lineage
+        batch and audit entry, as ingest_bytes would (engine_receive.py says why)."""
+        return ingest_requests(self, requests)
+
+    def erase(self, key: str, value: str, *, dry_run: bool = False) -> ErasureReport:
+        """Delete every raw record carrying ``key=value`` (GDPR erasure; aggregates stay),
+        audited; engine_privacy.py and store/erase.py say what matches."""
+        return engine_privacy.erase(self, key, value, dry_run=dry_run)
+
+    def _store_chunk(self, result: IngestResult, chunk: Chunk) -> None:
+        result.counts.add(self.store.append(result.batch_id, result.info, chunk))
+        result.errors.extend(chunk.dead_letters)
+        result.warnings.extend(chunk.warnings)
+
+    # -- SLOs --------------------------------------------------------------------------------
