@@ -14,7 +14,7 @@
    fsync'd in the spool); *stored* = the spool is empty again, i.e. every batch is in DuckDB.
    The spans table must then hold exactly the generated spans;
 4. **reads under load**: meanwhile one more connection GETs ``/api/v1/slos`` (the SLO state,
-   with the oncall key; it takes the writer's lock like every engine read) back to back, from
+   with the oncall key; on the store's reader connection, no engine lock) back to back, from
    the first POST until everything is stored; p50/p99/max of those;
 5. prints spans/s of each and ``stored / file`` (PASS at >= 0.7), writes
    ``receiver-result.json``.
@@ -168,7 +168,8 @@ def _pct(xs: list[float], q: float) -> float:
     return ys[min(len(ys) - 1, int(q * len(ys)))] if ys else float("nan")
 
 
-def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any]:
+def run_receiver(bodies: list[bytes], work: Path, senders: int,
+                 decode_workers: int | None = None) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     db = work / "receiver.duckdb"
     _fresh(db)
@@ -181,7 +182,8 @@ def run_receiver(bodies: list[bytes], work: Path, senders: int) -> dict[str, Any
     cfg = work / "receiver-bench.yaml"
     cfg.write_text(
         f"db: {db}\ninputs: [{work / 'empty'}]\nslo_dir: {work / 'empty'}\nmetrics_port: 0\n"
-        f"log_format: json\nhttp: {{port: {port}}}\n"
+        f"log_format: json\nhttp: {{port: {port}"
+        + ("" if decode_workers is None else f", decode_workers: {decode_workers}") + "}\n"
         "schedule: {ingest_seconds: 3600, evaluate_seconds: 3600, deliver_seconds: 3600}\n")
     log = (work / "receiver-bench.log").open("w")
     proc = subprocess.Popen([*sloengine_cmd(), "run", "--config", str(cfg)], cwd=work,
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spans", type=int, default=200_000)
     ap.add_argument("--senders", type=int, default=4, help="concurrent exporter connections")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--decode-workers", type=int, default=None,
+                    help="http.decode_workers of the service (default: one per CPU)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--quick", action="store_true", help="smoke size: 20k spans")
     ap.add_argument("--_file", type=Path, help=argparse.SUPPRESS)
@@ -273,14 +277,15 @@ def main(argv: list[str] | None = None) -> int:
         args.spans = 20_000
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    workers = "auto" if args.decode_workers is None else args.decode_workers
     print(f"python {platform.python_version()}, {os.cpu_count()} cpu(s); spans={args.spans:,},"
-          f" senders={args.senders}", flush=True)
+          f" senders={args.senders}, decode_workers={workers}", flush=True)
     bodies, pb = bodies_cached(out, args.spans, args.seed)
     n = args.spans
     print(f"{len(bodies)} requests, {sum(map(len, bodies)) / 2**20:.1f} MiB", flush=True)
     load = os.getloadavg()
     f = run_file(pb, out / "receiver-file.duckdb")
-    r = run_receiver(bodies, out, args.senders)
+    r = run_receiver(bodies, out, args.senders, args.decode_workers)
     for name, res in (("file", f), ("receiver", r)):
         if res["stored_spans"] != n:
             raise SystemExit(f"{name}: stored {res['stored_spans']} spans, expected {n}")

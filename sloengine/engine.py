@@ -88,7 +88,8 @@ class Engine(IngestFacade, ViewsFacade):
         self.actor = actor or default_actor()
         self.correlation_id = correlation_id or uuid.uuid4().hex
         self.store = store or Store(settings.db, read_only=read_only, clock=clock,
-                                    encryption=db_encryption(settings))
+                                    encryption=db_encryption(settings),
+                                    checkpoint_threshold=settings.db_checkpoint_threshold)
         self._read_options: ReadOptions | None = None
         self._decode_pool: DecodePool | None = None
         self._prometheus: PrometheusSource | None = None

@@ -9,51 +9,31 @@ import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sloengine import engine_privacy
 from sloengine.engine_parts import EngineParts
 from sloengine.engine_receive import ReceivedRequest, ingest_requests
-from sloengine.errors import ConfigError
 from sloengine.ingest import (
     DEFAULT_KEYS,
     DEFAULT_PATTERNS,
     AccessLogMapping,
     DecodeOptions,
     DecodePool,
-    DecodeState,
     ReadOptions,
     Redactor,
     ValuePattern,
-    decode_json,
-    decode_proto,
     expand,
-    redact_chunk,
     source_info,
 )
+from sloengine.ingest.bodies import BodyDecoders, decode_body
+from sloengine.ingest.bodies import DecodedRequest as DecodedRequest
 from sloengine.model import BatchCounts, Chunk, DeadLetter, IngestResult, SourceInfo
 from sloengine.store.erase import ErasureReport
 
 #: Raw bytes of a whole unreadable file are kept in its dead letter up to this size.
 _MAX_RAW_FILE = 16 << 20
-#: The tables each OTLP signal fills (the first one counts the signal's records).
-_SIGNAL_TABLES = {"traces": ("spans", "span_events"), "logs": ("logs",),
-                  "metrics": ("metric_points",)}
-
-
-@dataclass(slots=True)
-class DecodedRequest:
-    """One OTLP/HTTP request body, decoded and redacted but not stored. ``problem`` says why
-    the body cannot be read at all (the receiver answers 400); otherwise ``rejected`` are
-    the records that go to dead letters (a partial success)."""
-
-    chunks: list[Chunk]
-    accepted: int
-    rejected: list[DeadLetter]
-    problem: str | None = None
-
 
 class IngestFacade(EngineParts):
     # -- ingest ----------------------------------------------------------------------------
@@ -170,27 +150,16 @@ class IngestFacade(EngineParts):
 
     def decode_request(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"]
                        ) -> DecodedRequest:
-        """Decode an OTLP/HTTP request body of ``signal`` without the database (safe outside
-        the writer's lock once ``read_options()`` has been made by the writer)."""
-        if signal not in _SIGNAL_TABLES:
-            raise ConfigError(f"unknown OTLP signal {signal!r}")
-        opts = self.read_options()
-        if fmt == "otlp-json" and data.strip() == b"{}":
-            return DecodedRequest([], 0, [])  # an empty request is valid OTLP/JSON
-        state = DecodeState(opts.decode)
-        decoded = (decode_proto(data, signal, state) if fmt == "otlp-proto"
-                   else decode_json(data, signal, state))
-        chunks = [redact_chunk(c, opts.redactor) for c in decoded]
-        rejected = [d for c in chunks for d in c.dead_letters]
-        tables = {t for c in chunks for t in c.tables()}
-        main = _SIGNAL_TABLES[signal][0]
-        accepted = sum(c.tables()[main].num_rows for c in chunks if main in c.tables())
-        problem = None
-        if tables - set(_SIGNAL_TABLES[signal]):
-            problem = f"the body is not an OTLP {signal} request"
-        elif not accepted and any(d.location in ("message", "document") for d in rejected):
-            problem = next(d.reason for d in rejected if d.location in ("message", "document"))
-        return DecodedRequest(chunks, accepted, rejected, problem)
+        """Decode an OTLP/HTTP request body of ``signal`` in this process, without the
+        database (safe outside the writer's lock once ``read_options()`` has been made by
+        the writer). ingest/bodies.py holds the decode; ``body_decoders`` runs it in
+        worker processes."""
+        return decode_body(data, signal, fmt, self.read_options())
+
+    def body_decoders(self, workers: int, **kwargs: Any) -> BodyDecoders:
+        """Worker processes that decode request bodies exactly as ``decode_request`` does
+        (the same ReadOptions, redaction key included); the caller closes them."""
+        return BodyDecoders(self.read_options(), workers, **kwargs)
 
     def ingest_bytes(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"],
                      sender: str, *, decoded: DecodedRequest | None = None) -> IngestResult:

@@ -10,7 +10,8 @@ APScheduler 3 scheduler.
 - The OTLP/HTTP receiver (sloengine/api/) runs on a thread of this process: requests are
   spooled to disk before their 200, and the ``spool`` job (a thread the receiver wakes)
   stores them as the one writer. The spool is drained on start (batches acknowledged before
-  a crash) and on stop.
+  a crash) and on stop. Request bodies are decoded in worker processes the receiver starts
+  with the service and stops in ``close`` (ingest/bodies.py).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class EngineService:
         self.receiver: Receiver | None = None
 
     def close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.close()  # its decode workers: no process outlives the service
         with self.lock:
             self.engine.close()
 
@@ -166,6 +169,7 @@ class EngineService:
         self.receiver = Receiver(self.engine, spool, self.lock, http)
         server = HttpServer(build_app(self.receiver, service=self), http.host, http.port,
                             tls_cert=http.tls_cert, tls_key=http.tls_key)
+        self.receiver.start()  # the decode workers, once the port is ours
         if http.auth and not self.engine.key_rows():
             log.warning("no API keys yet: every HTTP route answers 401; make one with "
                         "`sloengine keys create --role admin`")

@@ -100,6 +100,9 @@ class HttpSettings(_Strict):
     #: The drain job wakes when a batch is spooled, and at least this often (seconds).
     drain_seconds: float = Field(default=1.0, gt=0)
     retry_after_seconds: int = Field(default=1, ge=0)
+    #: Worker processes that decode request bodies (off the server's GIL); unset: one per
+    #: CPU; 0: decode in the server process. Too many bodies in flight: 503 + Retry-After.
+    decode_workers: int | None = Field(default=None, ge=0, le=64)
     #: Every route but /healthz needs an API key (``sloengine keys create``); false only
     #: for a trusted loopback setup (the OTLP receiver then takes anyone's data).
     auth: bool = True
@@ -152,9 +155,15 @@ class Settings(BaseSettings):
     #: then write whole row groups instead of rewriting a partial one (benchmarks/README.md).
     chunk_records: int = Field(default=122_880, ge=100, le=5_000_000)
     #: Worker processes that decode big input files while the writer stores (0: one per
-    #: CPU; 1: decode in the writer's process). Small files and OTLP/HTTP bodies are always
-    #: decoded in-process (sloengine/ingest/parallel.py).
+    #: CPU; 1: decode in the writer's process). Small files are decoded in-process
+    #: (sloengine/ingest/parallel.py); OTLP/HTTP bodies have ``http.decode_workers``.
     ingest_workers: int = Field(default=0, ge=0, le=64)
+    #: DuckDB checkpoints the write-ahead log into the file once it is this large. DuckDB's
+    #: 16 MB made nearly every commit of a spool-drain group a checkpoint; 256MB halves the
+    #: writer's commit cost (benchmarks/README.md, receiver). A crash replays at most this
+    #: much WAL on the next open.
+    db_checkpoint_threshold: str = Field(default="256MB",
+                                         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$")
     #: Late data older than this (behind the newest bucket of an SLO) no longer updates it.
     lateness_minutes: int = Field(default=7 * 24 * 60, ge=0)
     #: Incidents (time ranges) that ``replay`` scores detection against.

@@ -7,8 +7,10 @@ Retry-After — and the spool between the 200 and the store (dedup makes a re-dr
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from otlp_factory import span, trace_request
+from pydantic import SecretStr
 
 from sloengine.api import Receiver, Spool, SpoolCorrupt, build_app
 from sloengine.api.otlp import decompress
 from sloengine.engine import Engine
-from sloengine.settings import HttpSettings
+from sloengine.settings import HttpSettings, RedactionSettings
 
 with warnings.catch_warnings():  # Starlette's note that its TestClient will move off httpx
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
@@ -34,16 +37,19 @@ PB = {"content-type": "application/x-protobuf"}
 JS = {"content-type": "application/json"}
 
 
-def _receiver(engine: Engine, tmp_path: Path, **http: Any) -> Receiver:
+def _receiver(engine: Engine, tmp_path: Path, decoders: dict[str, Any] | None = None,
+              **http: Any) -> Receiver:
     settings = HttpSettings(**{"auth": False, **http})  # keys: tests/test_api_*.py
     spool = Spool(tmp_path / "spool", max_bytes=settings.spool_max_bytes,
                   max_batches=settings.spool_max_batches)
-    return Receiver(engine, spool, threading.RLock(), settings)
+    return Receiver(engine, spool, threading.RLock(), settings, **(decoders or {}))
 
 
 @pytest.fixture
-def rx(engine: Engine, tmp_path: Path) -> Receiver:
-    return _receiver(engine, tmp_path)
+def rx(engine: Engine, tmp_path: Path) -> Iterator[Receiver]:
+    receiver = _receiver(engine, tmp_path)
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture
@@ -379,3 +385,95 @@ def test_a_drained_group_is_one_transaction_with_per_request_lineage(
     finally:
         one_by_one.close()
     assert engine.audit_verify().ok
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (/proc: Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _worker_pids(rx: Receiver) -> list[int]:
+    executor = rx.decoders._executor
+    assert executor is not None, "no worker processes were started"
+    return [p.pid for p in executor._processes.values() if p.pid is not None]
+
+
+def test_worker_decode_stores_exactly_what_in_process_decode_stores(
+        engine: Engine, tmp_path: Path) -> None:
+    """Bodies decoded in worker processes (every body, however small) leave the same
+    answers (partial success, 400), rows, lineage, dead letters, audit entries and redacted
+    values as bodies decoded in the server process; so does a drain after a restart, which
+    decodes the spooled bodies again in the workers. Closing leaves no worker process."""
+    secret = {"password": "hunter2"}
+    redacted = trace_request([span(40, 1, attrs={"http.request.header.authorization": "Bearer x",
+                                                 **secret})]).SerializeToString()
+    bodies = [(b, sig, "otlp-proto") for b, sig in zip(_group_bodies(), _SIGNAL, strict=True)]
+    bodies += [(_json_spans(41, [1, 0, 2]), "traces", "otlp-json"),
+               (redacted, "traces", "otlp-proto"),
+               (b"not a protobuf \xff\xff", "traces", "otlp-proto"),  # 400, not spooled
+               (b"{}", "traces", "otlp-json")]
+
+    def run(name: str, workers: int, restart: bool) -> tuple[list[Any], dict[str, Any]]:
+        redaction = RedactionSettings(key=SecretStr("same-key-for-both"), keys=["password"])
+        eng = Engine(engine.settings.model_copy(update={
+            "db": tmp_path / f"{name}.duckdb", "redaction": redaction}))
+        rx = _receiver(eng, tmp_path / name, {"inline_bytes": 0}, decode_workers=workers)
+        try:
+            replies = [(r.status, r.body) for r in (
+                rx.accept(b, sig, fmt, "testclient:50000")  # type: ignore[arg-type]
+                for b, sig, fmt in bodies)]
+            if workers:
+                pids = _worker_pids(rx)
+                assert pids and all(pid != os.getpid() and _alive(pid) for pid in pids)
+            else:
+                assert rx.decoders._executor is None  # decoded in this process
+            if restart:  # a new receiver over the same spool: nothing decoded in memory
+                again = _receiver(eng, tmp_path / name, {"inline_bytes": 0},
+                                  decode_workers=workers)
+                assert again.spool.batches == 7
+                again.drain()
+                again.close()
+            else:
+                rx.drain()
+            tables = _tables(eng)
+            tables["attrs"] = eng.store.rows(
+                "SELECT span_id, attr_str FROM spans WHERE trace_id = ? ORDER BY 1",
+                [format(40, "032x")])
+            return replies, tables
+        finally:
+            rx.close()
+            if workers:
+                assert not any(_alive(pid) for pid in pids)
+            eng.close()
+
+    in_process = run("in-process", 0, restart=False)
+    assert [code for code, _ in in_process[0]] == [200] * 7 + [400, 200]
+    assert [d[1:] for d in in_process[1]["dead"]] == [
+        ("resourceSpans[0].scopeSpans[0].spans[1]", "span id is all zeros")] * 2
+    [(_sid, attrs)] = in_process[1]["attrs"]
+    assert sorted(attrs) == ["http.request.header.authorization", "password"]
+    assert all(v.startswith(f"[redacted:{k}:") for k, v in attrs.items())
+    assert run("workers", 2, restart=False) == in_process
+    assert run("restarted", 2, restart=True) == in_process
+
+
+def test_busy_decoders_answer_503_with_retry_after(engine: Engine, tmp_path: Path) -> None:
+    """Backpressure, not an unbounded queue: with every in-flight slot taken, a body waits
+    ``wait`` seconds for one, then gets 503 + Retry-After (OTLP exporters retry it)."""
+    rx = _receiver(engine, tmp_path, {"inline_bytes": 0, "max_in_flight": 1, "wait": 0.05},
+                   decode_workers=1, retry_after_seconds=2)
+    try:
+        body = _spans(60, 2)
+        assert rx.decoders._slots.acquire(timeout=1)  # one body in flight, still decoding
+        reply = rx.accept(body, "traces", "otlp-proto", "testclient:50000")
+        assert (reply.status, reply.headers.get("Retry-After")) == (503, "2")
+        assert rx.spool.batches == 0
+        rx.decoders._slots.release()
+        assert rx.accept(body, "traces", "otlp-proto", "testclient:50000").status == 200
+        assert [r.counts.accepted for r in rx.drain()] == [{"spans": 2}]
+    finally:
+        rx.close()

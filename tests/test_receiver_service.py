@@ -27,7 +27,7 @@ from sloengine.store import Store
 def _config(tmp_path: Path, **http: Any) -> tuple[Path, int]:
     port = free_port()
     inbox = tmp_path / "inbox"
-    inbox.mkdir(exist_ok=True)
+    inbox.mkdir(parents=True, exist_ok=True)
     extra = "".join(f", {k}: {v}" for k, v in http.items())
     cfg = tmp_path / "sloengine.yaml"
     cfg.write_text(
@@ -273,3 +273,55 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_span(tmp_path: Path) -> Non
     db = tmp_path / "svc.duckdb"
     assert _rows(db, "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans") == [
         (24 * 200, 24 * 200)], f"{left} batches were spooled at the kill"
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (its forkserver and the decode workers), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
+        found.update(kids)
+        todo.extend(kids)
+    return found
+
+
+def _gone(pids: set[int], timeout: float = 10) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while (left := {p for p in pids if os.path.exists(f"/proc/{p}")}) and (
+            time.monotonic() < deadline):
+        time.sleep(0.1)
+    return left
+
+
+def test_decode_workers_stop_with_the_service(tmp_path: Path) -> None:
+    """Bodies are decoded in worker processes that start with the service; SIGTERM stops
+    them with it, and after ``kill -9`` they exit by themselves (nothing left running)."""
+    url_body = trace_request([span(70, i + 1) for i in range(300)]).SerializeToString()
+    for stop in ("term", "kill"):
+        cfg, port = _config(tmp_path / stop, decode_workers=2)
+        proc = _start(cfg)
+        try:
+            _wait(port, proc)
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=url_body,
+                           headers={"content-type": "application/x-protobuf"})
+            assert r.status_code == 200
+            _spool_empty(port)
+            workers = _descendants(proc.pid)
+            assert len(workers) >= 3, workers  # the forkserver and two workers
+        finally:
+            proc.send_signal(signal.SIGTERM if stop == "term" else signal.SIGKILL)
+            proc.wait(timeout=60)
+        assert proc.returncode == (0 if stop == "term" else -signal.SIGKILL), _log(cfg)
+        assert _gone(workers) == set(), f"left running after {stop}"
+        assert _rows(tmp_path / stop / "svc.duckdb", "SELECT count(*) FROM spans") == [(300,)]

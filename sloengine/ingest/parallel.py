@@ -124,11 +124,7 @@ class DecodePool:
     # -- running -----------------------------------------------------------------------------
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload([__name__])
-            self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=_init,
-                initargs=(self.options, os.getpid()))
+            self._executor = process_pool(self.options, self.workers)
         return self._executor
 
     def _run(self, slices: Iterator[_Slice]) -> Iterator[Chunk]:
@@ -261,6 +257,24 @@ def _line_slices(path: Path, fmt: str, signal: str, target: int) -> Iterator[_Sl
 # -- the workers ----------------------------------------------------------------------------------
 
 _OPTIONS: ReadOptions | None = None
+#: imported once in the forkserver, so each worker starts with them (and pyarrow, upb) loaded
+_PRELOAD = [__name__, "sloengine.ingest.bodies"]
+
+
+def process_pool(options: ReadOptions, workers: int) -> ProcessPoolExecutor:
+    """Decode workers (file slices here, OTLP/HTTP bodies in ingest/bodies.py): forkserver
+    children that hold ``options`` (redaction rules and key: given once, never logged),
+    ignore SIGINT and exit when the calling process is gone."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+                               initargs=(options, os.getpid()))
+
+
+def worker_options() -> ReadOptions:
+    """The options this worker process was started with (``process_pool``)."""
+    assert _OPTIONS is not None, "not a decode worker"
+    return _OPTIONS
 
 
 def _init(options: ReadOptions, parent: int) -> None:

@@ -55,10 +55,12 @@ class Store:
 
     def __init__(self, path: str | Path, *, read_only: bool = False,
                  clock: Callable[[], datetime] | None = None, sandboxed: bool = False,
-                 encryption: crypt.Encryption | None = None) -> None:
+                 encryption: crypt.Encryption | None = None,
+                 checkpoint_threshold: str | None = None) -> None:
         """``sandboxed``: a read-only connection that cannot reach files or the network
         (``enable_external_access = false``) — for queries typed by people. ``encryption``:
-        the file's key (store/crypt.py); the store works the same on an encrypted file."""
+        the file's key (store/crypt.py); the store works the same on an encrypted file.
+        ``checkpoint_threshold``: DuckDB's WAL size that triggers a checkpoint (writers)."""
         self.path = str(path)
         self.read_only = read_only or sandboxed
         self.encrypted = encryption is not None
@@ -81,6 +83,8 @@ class Store:
                                  "read-write to migrate", where=self.path)
         else:
             migrate.apply(self.con, self._clock())
+            if checkpoint_threshold is not None:  # validated by Settings (a size like 256MB)
+                self.exec_(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self._in_tx = False
         self._readers: list[Any] = []  # cursors of rows_each(), made on first use
         # the cursor of read(): made now, on the opening thread, for readers on others
