@@ -325,3 +325,39 @@ def test_decode_workers_stop_with_the_service(tmp_path: Path) -> None:
         assert proc.returncode == (0 if stop == "term" else -signal.SIGKILL), _log(cfg)
         assert _gone(workers) == set(), f"left running after {stop}"
         assert _rows(tmp_path / stop / "svc.duckdb", "SELECT count(*) FROM spans") == [(300,)]
+
+
+def test_sdk_exporter_authenticates_with_a_key_from_the_environment(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """With keys on (the default), the SDK exporter sends the key it reads from
+    OTEL_EXPORTER_OTLP_HEADERS (URL-encoded, as the exporter spec says): an ingest key is
+    taken, a key of a role without ingest:write gets 403 and no key 401 — nothing stored."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    cfg, port = _config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("auth: false", "auth: true"))
+    keys = {}
+    for role in ("ingest", "oncall"):
+        made = subprocess.run(
+            [sys.executable, "-m", "sloengine", "keys", "create", "--role", role, "--config",
+             str(cfg)], cwd=tmp_path, capture_output=True, text=True, check=True)
+        keys[role] = made.stdout.strip()
+    url = f"http://127.0.0.1:{port}/v1/traces"
+
+    def export(header: str | None) -> SpanExportResult:
+        if header is None:
+            monkeypatch.delenv("OTEL_EXPORTER_OTLP_HEADERS", raising=False)
+        else:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", header)
+        _, spans = sdk_spans()
+        return OTLPSpanExporter(endpoint=url).export(spans)
+
+    with service(cfg, port):
+        assert export(None) == SpanExportResult.FAILURE
+        assert export(f"Authorization=Bearer%20{keys['oncall']}") == SpanExportResult.FAILURE
+        assert export(f"Authorization=Bearer%20{keys['ingest']}") == SpanExportResult.SUCCESS
+        _spool_empty(port)
+    db = tmp_path / "svc.duckdb"
+    assert _rows(db, "SELECT count(*) FROM spans") == [(2,)]
+    assert _rows(db, "SELECT count(*) FROM ingest_batches") == [(1,)]
