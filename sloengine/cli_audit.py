@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,6 +18,7 @@ from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings
 from sloengine.cli_slo import parse_time
 from sloengine.engine import Engine, user_query
 from sloengine.errors import ConfigError
+from sloengine.model import json_value
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -97,7 +98,7 @@ def sql(
     cols, rows = user_query(settings_from(config, db=db), query, limit)
     if as_json:
         print_json({"schema": "sloengine.sql/v1", "columns": cols,
-                    "rows": [[_plain(v) for v in r] for r in rows]})
+                    "rows": [[json_value(v) for v in r] for r in rows]})
     elif as_csv:
         w = csv.writer(sys.stdout)
         w.writerow(cols)
@@ -108,16 +109,6 @@ def sql(
         for r in rows:
             print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, bytes):
-        return v.hex()
-    if isinstance(v, int | float | str | bool | type(None) | list | dict):
-        return v
-    return str(v)
 
 
 def _ns_iso(ns: int) -> str:

@@ -124,15 +124,10 @@ class IngestFacade(EngineParts):
 
     def ingest_file(self, path: Path) -> IngestResult:
         info = source_info(path)
-        dup = self.store.find_complete_batch(info.sha256)
+        dup = self._duplicate(info)
         if dup is not None:
-            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
-            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
-                                                     "duplicate_of": dup.batch_id})
-            return IngestResult(info, bid, dup.batch_id, BatchCounts())
-        bid = self.store.begin_batch(info)
-        counts = BatchCounts()
-        result = IngestResult(info, bid, None, counts)
+            return dup
+        result = IngestResult(info, self.store.begin_batch(info), None, BatchCounts())
         try:
             with self._decoding() as pool:
                 for chunk in pool.read(path, info):
@@ -141,12 +136,7 @@ class IngestFacade(EngineParts):
             raw = path.read_bytes() if info.size_bytes <= _MAX_RAW_FILE else b""
             reason = f"file cannot be read to the end: {exc}"
             self._store_chunk(result, Chunk(dead_letters=[DeadLetter("file", reason, raw)]))
-        self.store.finish_batch(bid, counts)
-        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
-            "batch_id": bid, "sha256": info.sha256, "format": info.format,
-            "signal": info.signal, "accepted": counts.accepted,
-            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
-        return result
+        return self._finish(result)
 
     def decode_request(self, data: bytes, signal: str, fmt: Literal["otlp-proto", "otlp-json"]
                        ) -> DecodedRequest:
@@ -170,25 +160,15 @@ class IngestFacade(EngineParts):
         the receiver's decode_request of these bytes, to decode once."""
         info = SourceInfo(f"http:{sender}", fmt, signal, hashlib.sha256(data).hexdigest(),
                           len(data))
-        dup = self.store.find_complete_batch(info.sha256)
+        dup = self._duplicate(info)
         if dup is not None:
-            bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
-            self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
-                                                     "duplicate_of": dup.batch_id})
-            return IngestResult(info, bid, dup.batch_id, BatchCounts())
+            return dup
         if decoded is None:
             decoded = self.decode_request(data, signal, fmt)
-        bid = self.store.begin_batch(info)
-        result = IngestResult(info, bid, None, BatchCounts())
+        result = IngestResult(info, self.store.begin_batch(info), None, BatchCounts())
         for chunk in decoded.chunks:
             self._store_chunk(result, chunk)
-        counts = result.counts
-        self.store.finish_batch(bid, counts)
-        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
-            "batch_id": bid, "sha256": info.sha256, "format": info.format,
-            "signal": info.signal, "accepted": counts.accepted,
-            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
-        return result
+        return self._finish(result)
 
     def ingest_requests(self, requests: Sequence[ReceivedRequest]) -> list[IngestResult]:
         """Store many received request bodies in one transaction, each its own lineage
@@ -199,6 +179,27 @@ class IngestFacade(EngineParts):
         """Delete every raw record carrying ``key=value`` (GDPR erasure; aggregates stay),
         audited; engine_privacy.py and store/erase.py say what matches."""
         return engine_privacy.erase(self, key, value, dry_run=dry_run)
+
+    def _duplicate(self, info: SourceInfo) -> IngestResult | None:
+        """These exact bytes were stored whole before: record a ``duplicate`` batch pointing
+        at that one (lineage of the retry) and decode nothing."""
+        dup = self.store.find_complete_batch(info.sha256)
+        if dup is None:
+            return None
+        bid = self.store.begin_batch(info, status="duplicate", duplicate_of=dup.batch_id)
+        self.audit("ingest", info.source, "ok", {"batch_id": bid, "sha256": info.sha256,
+                                                 "duplicate_of": dup.batch_id})
+        return IngestResult(info, bid, dup.batch_id, BatchCounts())
+
+    def _finish(self, result: IngestResult) -> IngestResult:
+        """Close the lineage batch with its counts and audit it."""
+        info, counts = result.info, result.counts
+        self.store.finish_batch(result.batch_id, counts)
+        self.audit("ingest", info.source, "ok" if not counts.rejected else "partial", {
+            "batch_id": result.batch_id, "sha256": info.sha256, "format": info.format,
+            "signal": info.signal, "accepted": counts.accepted,
+            "duplicates": sum(counts.duplicates.values()), "rejected": counts.rejected})
+        return result
 
     def _store_chunk(self, result: IngestResult, chunk: Chunk) -> None:
         result.counts.add(self.store.append(result.batch_id, result.info, chunk))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 Signal = Literal["traces", "logs", "metrics"]
@@ -10,6 +11,18 @@ Format = Literal["otlp-proto", "otlp-json", "otlp-jsonl", "jsonl-log"]
 
 #: Tables that hold ingested records; every row carries the ``batch_id`` of its lineage row.
 RECORD_TABLES = ("spans", "span_events", "logs", "metric_points")
+
+
+def json_value(v: Any) -> Any:
+    """A SQL result value as JSON (``sloengine.sql/v1`` rows: the CLI and the API alike):
+    times as ISO 8601, bytes as hex, anything else JSON cannot hold as text."""
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, int | float | str | bool | type(None) | list | dict):
+        return v
+    return str(v)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import io
 import tarfile
 import tempfile
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from sloengine.api.access import PERMISSIONS, Access, Principal, guard
 from sloengine.api.calls import call, json_response, parse_time
 from sloengine.api.problems import Problem
 from sloengine.engine import Engine, KeyRow
+from sloengine.model import json_value
 
 KeyId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$")]
 #: an evidence bundle covers at most this period
@@ -35,17 +36,6 @@ def key_json(row: KeyRow, key: str | None = None) -> dict[str, Any]:
     if key is not None:
         doc["key"] = key
     return doc
-
-
-def _plain(v: Any) -> Any:
-    """A SQL value as JSON (as ``sloengine sql --json`` prints it)."""
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, bytes):
-        return v.hex()
-    if isinstance(v, int | float | str | bool | type(None) | list | dict):
-        return v
-    return str(v)
 
 
 def build_router() -> APIRouter:
@@ -150,6 +140,6 @@ def build_router() -> APIRouter:
         secrets; no files, no network). Every query, refused or not, is audited."""
         cols, rows = await call(request, who, lambda e: e.query_here(body.query, body.limit))
         return json_response({"schema": "sloengine.sql/v1", "columns": cols,
-                              "rows": [[_plain(v) for v in row] for row in rows]})
+                              "rows": [[json_value(v) for v in row] for row in rows]})
 
     return r
