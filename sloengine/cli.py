@@ -28,9 +28,11 @@ from sloengine import (
     cli_trace,
 )
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
-from sloengine.engine import Engine
 from sloengine.errors import SloEngineError
 from sloengine.model import IngestResult
+
+# Commands import the engine (and through it duckdb, pyarrow, ...) in their bodies, so that
+# `--help` and each command load only what that command uses.
 
 app = typer.Typer(
     add_completion=False,
@@ -151,6 +153,8 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest OTLP (protobuf, JSON, JSON Lines) and JSON-lines access logs into the store."""
+    from sloengine.engine import Engine
+
     settings = settings_from(config, db=db)
     with Engine(settings) as engine, _progress(enabled=not as_json) as (on_total, on_file):
         results = engine.ingest(paths, on_file=on_file, on_total=on_total)

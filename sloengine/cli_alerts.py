@@ -17,11 +17,11 @@ from typing import Annotated, Any
 
 import typer
 
-from sloengine.alerting import overview
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
-from sloengine.engine import Engine
 from sloengine.errors import ConfigError
-from sloengine.spec import parse_duration
+
+# The engine and the stages behind it are imported in the command bodies: every CLI start
+# imports this module to register its commands, and most runs use one command.
 
 NotifyOpt = Annotated[Path, typer.Option(
     "--notify", help="Notifiers and routes (YAML; see sloengine/alerting/config.py).")]
@@ -42,6 +42,9 @@ def alerts(ctx: typer.Context, db: DbOpt = None, config: ConfigOpt = None,
     dead, its circuit breaker and its last error."""
     if ctx.invoked_subcommand is not None:
         return
+    from sloengine.alerting import overview
+    from sloengine.engine import Engine
+
     with Engine(settings_from(config, db=db)) as engine:
         view = overview(engine.store, engine.clock())
     if as_json:
@@ -97,6 +100,9 @@ def ack(key: KeyArg,
         db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Acknowledge an alert's current firing (or pending) episode. Acking again keeps the
     first ack; PagerDuty targets get an acknowledge event at the next delivery pass."""
+    from sloengine.engine import Engine
+    from sloengine.spec import parse_duration
+
     lapse = None
     if until is not None:
         try:
@@ -117,6 +123,8 @@ def ack(key: KeyArg,
 def unack(key: KeyArg, db: DbOpt = None, config: ConfigOpt = None,
           as_json: JsonOpt = False) -> None:
     """Take back the ack of an alert's current episode (nothing is sent to receivers)."""
+    from sloengine.engine import Engine
+
     with Engine(settings_from(config, db=db)) as engine:
         doc = engine.unack_alert(key)
     if as_json:
@@ -130,6 +138,8 @@ def deliver(notify: NotifyOpt = Path("notify.yaml"), db: DbOpt = None,
             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Send what the alert outbox holds, once: each notifier in parallel, with retries
     (exponential backoff with jitter) and a circuit breaker per notifier."""
+    from sloengine.engine import Engine
+
     with Engine(settings_from(config, db=db)) as engine:
         report = engine.deliver(notify)
     if as_json:

@@ -16,9 +16,11 @@ import typer
 
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.cli_slo import parse_time
-from sloengine.engine import Engine, user_query
 from sloengine.errors import ConfigError
 from sloengine.model import json_value
+
+# The engine and the stages behind it are imported in the command bodies: every CLI start
+# imports this module to register its commands, and most runs use one command.
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -42,6 +44,8 @@ def verify(
 ) -> None:
     """Check that no audit entry was edited, deleted or reordered. Exit 1 names the first
     bad entry."""
+    from sloengine.engine import Engine
+
     if bundle is not None:
         from sloengine.forensics.evidence import verify_bundle
 
@@ -70,6 +74,8 @@ def export(
 ) -> None:
     """Write an evidence bundle: audit entries of the period, chain head, SLO versions in
     force, report files, and a sha256 manifest (``sha256sum -c MANIFEST.sha256``)."""
+    from sloengine.engine import Engine
+
     t_from = parse_time(from_, "--from")
     t_to = parse_time(to, "--to") or datetime.now(UTC)
     assert t_from is not None
@@ -93,6 +99,8 @@ def sql(
 ) -> None:
     """Query the store read-only (for auditors): one SELECT; anything that writes, attaches,
     copies or loads is refused. Every query, refused or not, is in the audit trail."""
+    from sloengine.engine import user_query
+
     if as_csv and as_json:
         raise ConfigError("choose one of --json and --csv")
     cols, rows = user_query(settings_from(config, db=db), query, limit)
@@ -124,6 +132,8 @@ def lineage(
 ) -> None:
     """The ordered hops of one request (layer, service, operation, datasets, outcome) and
     the ingest batch — source, sha256, received time — behind every record shown."""
+    from sloengine.engine import Engine
+
     with Engine(settings_from(config, db=db)) as engine:
         lin = engine.lineage(ident)
     if as_json:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
-from sloengine.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from sloengine.settings import Settings
 
 DbOpt = Annotated[
     Path | None,
@@ -23,6 +24,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the versioned JSON 
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    # imported here, not at the top: `--help` needs no settings (pydantic-settings)
+    from sloengine.settings import load_settings
+
     return load_settings(config, **overrides)
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sloengine.cli_common import ConfigOpt, JsonOpt, print_json, settings_from
 from sloengine.errors import ConfigError
-from sloengine.spec import SLO
+
+if TYPE_CHECKING:  # spec (pydantic models, YAML) is imported when a command runs
+    from sloengine.spec import SLO
 
 PathsArg = Annotated[list[Path] | None, typer.Argument(
     help="SLO files or folders (default: settings slo_dir, ./slo_definitions).")]

@@ -12,15 +12,20 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
-from sloengine.api.access import PERMISSIONS, ROLES, roles_table
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
-from sloengine.engine import Engine, KeyRow
 from sloengine.errors import ConfigError
+from sloengine.model import ROLES
+
+if TYPE_CHECKING:
+    from sloengine.engine import KeyRow
+
+# The engine and the API (FastAPI) are imported in the command bodies: every CLI start imports
+# this module to register its commands, and most runs use none of these.
 
 keys_app = typer.Typer(help="API keys of the HTTP API (shown once, stored as salted hashes).",
                        no_args_is_help=True)
@@ -50,6 +55,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Make an API key with one role and print it ONCE (only its salted hash is kept)."""
+    from sloengine.engine import Engine
     from sloengine.spec import parse_duration
 
     if role not in ROLES:
@@ -76,6 +82,8 @@ def create(
 @keys_app.command("list")
 def list_(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every key: id, role, name, dates (never the key or its hash)."""
+    from sloengine.engine import Engine
+
     with Engine(settings_from(config, db=db)) as engine:
         rows = engine.list_keys()
     if as_json:
@@ -94,6 +102,8 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a key: from now on it answers 401."""
+    from sloengine.engine import Engine
+
     with Engine(settings_from(config, db=db)) as engine:
         row = engine.revoke_key(key_id)
     if row is None:
@@ -107,6 +117,8 @@ def revoke(
 @keys_app.command("roles")
 def roles(as_json: JsonOpt = False) -> None:
     """The role → permission table."""
+    from sloengine.api.access import PERMISSIONS, roles_table
+
     table = roles_table()
     if as_json:
         print_json({"schema": "sloengine.roles/v1", "roles": list(ROLES),

@@ -15,8 +15,9 @@ from typing import Annotated
 import typer
 
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
-from sloengine.engine import Engine
-from sloengine.engine_privacy import parse_attribute, rekey_database
+
+# The engine and the stages behind it are imported in the command bodies: every CLI start
+# imports this module to register its commands, and most runs use one command.
 
 AttributeOpt = Annotated[str, typer.Option(
     "--attribute", help="KEY=VALUE: erase every span, span event, log record, metric point "
@@ -41,6 +42,8 @@ def rekey(to: Annotated[Path, typer.Option("--to", help="The new database file."
     """Copy the database into a new file under the key in SLOENGINE_DB_NEW_ENCRYPTION_KEY
     (unset: not encrypted). The current key comes from SLOENGINE_DB_ENCRYPTION_KEY. Stop
     `sloengine run` first, then move the new file over the old one."""
+    from sloengine.engine_privacy import rekey_database
+
     rekey_database(settings_from(config, db=db), to, os.environ.get(NEW_KEY_ENV))
     print(f"copied into {to}; move it over the old file while nothing runs")
 
@@ -49,6 +52,9 @@ def erase(attribute: AttributeOpt, dry_run: DryRunOpt = False, db: DbOpt = None,
           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Erase one person's raw records (GDPR); SLO buckets, evaluations, alerts, lineage and
     the audit trail stay, and the erasure itself is audited."""
+    from sloengine.engine import Engine
+    from sloengine.engine_privacy import parse_attribute
+
     key, value = parse_attribute(attribute)
     with Engine(settings_from(config, db=db)) as engine:
         report = engine.erase(key, value, dry_run=dry_run)

@@ -16,8 +16,10 @@ import typer
 
 from sloengine.cli_common import ConfigOpt, DbOpt, settings_from
 from sloengine.cli_slo import parse_time
-from sloengine.engine import Engine
 from sloengine.errors import ConfigError
+
+# The engine and the stages behind it are imported in the command bodies: every CLI start
+# imports this module to register its commands, and most runs use one command.
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
@@ -93,6 +95,7 @@ def report(
     """Write the SLO report of a period: per SLO the SLI and error-budget burn-down (inline
     SVG), alerts, corrections, top error contributors and exemplar requests; a summary
     across SLOs; with --auditor the SLO versions in force and the audit chain head."""
+    from sloengine.engine import Engine
     from sloengine.spec import parse_duration
 
     t_from, t_to, label = _period(period, from_, to)

@@ -15,9 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
-from sloengine.engine import Engine
 from sloengine.errors import ConfigError
 from sloengine.model import SloResult
+
+# The engine and the stages behind it are imported in the command bodies: every CLI start
+# imports this module to register its commands, and most runs use one command.
 
 TimeOpt = Annotated[str | None, typer.Option(help="ISO 8601 time, e.g. 2026-11-21T15:00:00Z.")]
 
@@ -107,6 +109,8 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """The state of every SLO now (or --at a time): SLI, error budget, burn rates, alerts."""
+    from sloengine.engine import Engine
+
     settings = settings_from(config, db=db)
     with Engine(settings) as engine:
         results = engine.evaluate(parse_time(at, "--at"), slo)
@@ -146,6 +150,7 @@ def replay(
 ) -> None:
     """Backtest the alert policy over history: the alert timeline and, for known incidents,
     detection time, reset time, missed incidents and false alerts."""
+    from sloengine.engine import Engine
     from sloengine.spec import parse_duration
 
     overrides: dict[str, Any] = {"db": db}

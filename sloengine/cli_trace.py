@@ -15,14 +15,10 @@ import typer
 
 from sloengine.cli_common import ConfigOpt, DbOpt, JsonOpt, print_json, settings_from
 from sloengine.cli_slo import parse_time
-from sloengine.engine import Engine
 from sloengine.errors import ConfigError
-from sloengine.forensics import (
-    TRACES_SCHEMA,
-    render_comparison,
-    render_tree,
-    story_json,
-)
+
+# The engine and the stages behind it are imported in the command bodies: every CLI start
+# imports this module to register its commands, and most runs use one command.
 
 AdjustOpt = Annotated[bool, typer.Option(
     "--adjust-skew", help="Shift children that clock skew put outside their parent (and say "
@@ -53,6 +49,9 @@ def trace(
 ) -> None:
     """One request across every layer and trace: its spans and logs as a tree with self
     times, the critical path, the error origin, and flags for orphans and clock skew."""
+    from sloengine.engine import Engine
+    from sloengine.forensics import render_tree, story_json
+
     if as_json and tree:
         raise ConfigError("give at most one of --json and --tree")
     with Engine(settings_from(config, db=db)) as engine:
@@ -85,6 +84,9 @@ def traces(
 ) -> None:
     """Example requests that burned an SLO's error budget (the bad events of its SLI), each
     with the ids to open it with ``sloengine trace``."""
+    from sloengine.engine import Engine
+    from sloengine.forensics import TRACES_SCHEMA
+
     if status not in (None, "error"):
         raise ConfigError("--status: only 'error' is supported")
     t_from, t_to = parse_time(from_, "--from"), parse_time(to, "--to")
@@ -119,6 +121,9 @@ def compare(
 ) -> None:
     """How two requests of the same route differ: spans in one only, the biggest duration
     differences, and spans that failed in one only."""
+    from sloengine.engine import Engine
+    from sloengine.forensics import render_comparison
+
     with Engine(settings_from(config, db=db)) as engine:
         result = engine.compare_requests(first, second, top=top, adjust_skew=adjust_skew)
     if as_json:

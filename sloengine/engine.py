@@ -14,40 +14,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sloengine.alerting import (
-    BadEvents,
-    DeliveryReport,
-    Notifier,
-    NotifyConfig,
-    Transition,
-    advance,
-    deliver_pass,
-    enqueue,
-    load_notify_config,
-)
-from sloengine.alerting import acks as alert_acks
-from sloengine.compute import (
-    Incident,
-    evaluate_slos,
-    materialize_many,
-    replay_slos,
-    score,
-)
-from sloengine.compute.exemplars import bad_event_filter
-from sloengine.compute.filters import group_expr
-from sloengine.compute.pulled import (
-    PullReport,
-    is_pulled,
-    mark_unavailable,
-    needed_range,
-    pull_slo,
-    unavailable,
-)
-from sloengine.compute.windows import minute_of
 from sloengine.engine_ingest import DecodedRequest as DecodedRequest
 from sloengine.engine_ingest import IngestFacade
 from sloengine.engine_parts import Clock, _unix_ns
@@ -55,9 +25,6 @@ from sloengine.engine_receive import ReceivedRequest as ReceivedRequest
 from sloengine.engine_views import ViewsFacade
 from sloengine.errors import ConfigError, QueryRefused
 from sloengine.forensics import audit as audit_trail
-from sloengine.forensics import (
-    evidence,
-)
 from sloengine.ingest import (
     DecodePool,
     ReadOptions,
@@ -65,10 +32,23 @@ from sloengine.ingest import (
 from sloengine.model import SloResult
 from sloengine.settings import Settings
 from sloengine.sources import PrometheusSource
-from sloengine.spec import LoadedSLO, LoadResult, load_paths, resolve
 from sloengine.store import Store
 from sloengine.store.crypt import Encryption
 from sloengine.store.keys import KeyRow as KeyRow  # re-exported for the front doors
+
+# The SLO side (spec, compute, alerting with its HTTP clients) is imported in the methods that
+# use it: `sloengine ingest` builds an Engine too and should not pay for it at start-up.
+if TYPE_CHECKING:
+    from sloengine.alerting import (
+        BadEvents,
+        DeliveryReport,
+        Notifier,
+        NotifyConfig,
+        Transition,
+    )
+    from sloengine.compute import Incident
+    from sloengine.compute.pulled import PullReport
+    from sloengine.spec import LoadedSLO, LoadResult
 
 
 def system_clock() -> datetime:
@@ -122,6 +102,8 @@ class Engine(IngestFacade, ViewsFacade):
         return verdict
 
     def audit_export(self, t_from: datetime, t_to: datetime, out: Path) -> dict[str, Any]:
+        from sloengine.forensics import evidence
+
         result = evidence.export(self.store, t_from, t_to, out, self.settings.reports_dir)
         self.audit("audit.export", str(out), "ok",
                    {"from": t_from.isoformat(), "to": t_to.isoformat(),
@@ -131,6 +113,8 @@ class Engine(IngestFacade, ViewsFacade):
     def load_slos(self, paths: Iterable[Path] | None = None, *, record: bool = True
                   ) -> LoadResult:
         """Load and validate SLO documents (default: settings.slo_dir); record new versions."""
+        from sloengine.spec import load_paths
+
         result = load_paths(list(paths) if paths is not None else [self.settings.slo_dir])
         if record and not self.store.read_only:
             for s in result.slos:
@@ -165,10 +149,14 @@ class Engine(IngestFacade, ViewsFacade):
     def pull_sources(self, at: datetime | None = None, slo: str | None = None
                      ) -> list[PullReport]:
         """Fetch the minutes up to ``at`` that every (or one) PromQL SLO is missing."""
+        from sloengine.compute.windows import minute_of
+
         return self._pull(self._selected(slo), minute_of(at or self.clock()))
 
     def _pull(self, slos: list[LoadedSLO], t: int, since: int | None = None
               ) -> list[PullReport]:
+        from sloengine.compute.pulled import is_pulled, needed_range, pull_slo
+
         pulled = [s for s in slos if is_pulled(s.slo)]
         if not pulled or self.store.read_only:
             return []
@@ -185,9 +173,13 @@ class Engine(IngestFacade, ViewsFacade):
         return reports
 
     def _status(self, s: LoadedSLO, results: list[SloResult], t: int) -> list[SloResult]:
+        from sloengine.compute.pulled import mark_unavailable, unavailable
+
         return mark_unavailable(results) if unavailable(self.store, s.slo, t) else results
 
     def materialize(self, slos: list[LoadedSLO]) -> list[dict[str, Any]]:
+        from sloengine.compute import materialize_many
+
         return materialize_many(self.store, [s.slo for s in slos],
                                 lateness_minutes=self.settings.lateness_minutes,
                                 now=self.clock())
@@ -196,6 +188,9 @@ class Engine(IngestFacade, ViewsFacade):
                  ) -> list[SloResult]:
         """Evaluate every (or one) SLO at ``at`` (default: now, floored to the minute),
         advance the persisted alert state machine and record the evaluations."""
+        from sloengine.compute import evaluate_slos
+        from sloengine.compute.windows import minute_of
+
         slos = self._selected(slo)
         t = minute_of(at or self.clock())
         if self.store.read_only:
@@ -209,6 +204,11 @@ class Engine(IngestFacade, ViewsFacade):
                      ) -> list[SloResult]:
         """Evaluate, advance the alert state machine, enqueue notifications and record the
         evaluations — one transaction (the outbox rows commit with the state change)."""
+        from sloengine.alerting import advance, enqueue
+        from sloengine.compute import evaluate_slos
+        from sloengine.compute.pulled import mark_unavailable, unavailable
+        from sloengine.spec import resolve
+
         out: list[SloResult] = []
         with self.store.transaction():
             # every SLO's numbers from a few shared queries (compute.evaluate_slos)
@@ -240,6 +240,8 @@ class Engine(IngestFacade, ViewsFacade):
 
     def notify_config(self) -> NotifyConfig:
         """notify_file when it exists, else the embedded default: console + a JSONL file."""
+        from sloengine.alerting import NotifyConfig, load_notify_config
+
         if self.settings.notify_file.exists():
             return load_notify_config(self.settings.notify_file)
         self.settings.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -256,6 +258,9 @@ class Engine(IngestFacade, ViewsFacade):
         the sample data): replay finds the minutes where some tier's alert changes, and the
         live state machine evaluates exactly those minutes, in order, so every transition is
         recorded and notified as it would have been live. Returns the evaluations made."""
+        from sloengine.compute import replay_slos
+        from sloengine.compute.windows import minute_of
+
         slos = self._selected(None)
         end = minute_of(t_to or self.clock())
         self.materialize(slos)
@@ -282,6 +287,8 @@ class Engine(IngestFacade, ViewsFacade):
                 notifiers: Mapping[str, Notifier] | None = None) -> DeliveryReport:
         """One pass over the alert outbox: route new notifications, send what is due (retries,
         a circuit breaker per target, targets in parallel), record each outcome."""
+        from sloengine.alerting import NotifyConfig, deliver_pass, load_notify_config
+
         cfg = config if isinstance(config, NotifyConfig) else load_notify_config(config)
         report = deliver_pass(self.store, cfg, clock=self.clock, notifiers=notifiers)
         if report.attempts:
@@ -293,11 +300,15 @@ class Engine(IngestFacade, ViewsFacade):
                   until: datetime | None = None) -> dict[str, Any]:
         """Acknowledge the alert's current episode (``sloengine.alert-ack/v1``; audited
         ``alert.ack``; alerting/acks.py says what is sent and why)."""
+        from sloengine.alerting import acks as alert_acks
+
         return alert_acks.ack(self.store, dedup_key, actor=self.actor, now=self.clock(),
                               note=note, until=until, audit=self.audit)
 
     def unack_alert(self, dedup_key: str) -> dict[str, Any]:
         """Take back the ack of the alert's current episode (audited ``alert.unack``)."""
+        from sloengine.alerting import acks as alert_acks
+
         return alert_acks.unack(self.store, dedup_key, actor=self.actor, now=self.clock(),
                                 audit=self.audit)
 
@@ -306,6 +317,9 @@ class Engine(IngestFacade, ViewsFacade):
                ) -> dict[str, Any]:
         """Backtest: the alert timeline over history and, for known incidents, detection
         and reset times, missed incidents and false alerts."""
+        from sloengine.compute import replay_slos, score
+        from sloengine.compute.windows import minute_of
+
         slos = self._selected(slo)
         a, b = minute_of(t_from), minute_of(t_to)
         if not self.store.read_only:
@@ -323,6 +337,9 @@ class Engine(IngestFacade, ViewsFacade):
                 "score": score(intervals, inside)}
 
     def incidents(self) -> list[Incident]:
+        from sloengine.compute import Incident
+        from sloengine.compute.windows import minute_of
+
         f = self.settings.incidents_file
         if f is None or not f.exists():
             return []
@@ -366,6 +383,10 @@ class Engine(IngestFacade, ViewsFacade):
 def _bad_events(s: LoadedSLO) -> BadEvents | None:
     """The SLI's bad events as SQL for alert context (compute compiles, alerting queries);
     None for metric and PromQL SLIs, which have no individual events."""
+    from sloengine.alerting import BadEvents
+    from sloengine.compute.exemplars import bad_event_filter
+    from sloengine.compute.filters import group_expr
+
     try:
         table, where, params = bad_event_filter(s.slo)
         group_params: list[Any] = []

@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sloengine.ingest import DecodePool, ReadOptions
 from sloengine.model import SloResult
 from sloengine.settings import Settings
-from sloengine.spec import LoadedSLO, LoadResult
 from sloengine.store import Store
+
+if TYPE_CHECKING:  # spec (pydantic models, YAML) is not needed to ingest
+    from sloengine.spec import LoadedSLO, LoadResult
 
 Clock = Callable[[], datetime]
 

@@ -11,23 +11,6 @@ from typing import Any, Literal
 
 import orjson
 
-from sloengine.alerting import (
-    dedup_key,
-    firing,
-)
-from sloengine.alerting import overview as alerts_overview
-from sloengine.alerting.acks import attach as attach_acks
-from sloengine.alerting.listing import LIVE as LIVE_ALERTS
-from sloengine.alerting.listing import page as alert_page
-from sloengine.compute import (
-    evaluate_slo,
-)
-from sloengine.compute.exemplars import bad_event_filter
-from sloengine.compute.history import slo_history
-from sloengine.compute.history import versions as slo_versions_used
-from sloengine.compute.report_doc import AuditHead
-from sloengine.compute.report_doc import document as report_document
-from sloengine.compute.windows import minute_of
 from sloengine.engine_parts import EngineParts, _unix_ns
 from sloengine.errors import ConfigError, QueryRefused, SloEngineError
 from sloengine.forensics import (
@@ -42,12 +25,12 @@ from sloengine.forensics import (
 from sloengine.forensics import audit as audit_trail
 from sloengine.forensics.lineage import Lineage, lineage
 from sloengine.model import SloResult
-from sloengine.report import render as render_report
-from sloengine.report.pages import render_page
-from sloengine.report.trace import render_trace_html
 from sloengine.store import keys as key_store
 from sloengine.store.keys import KeyRow
 from sloengine.store.sandbox import guarded_query
+
+# compute, alerting (HTTP clients) and report (jinja2) are imported in the methods that use
+# them: every Engine, the one `sloengine ingest` builds too, inherits this class.
 
 
 class ViewsFacade(EngineParts):
@@ -79,6 +62,8 @@ class ViewsFacade(EngineParts):
 
     def trace_html(self, story: Story) -> str:
         """The story as a self-contained HTML page (report/templates/trace.html.j2)."""
+        from sloengine.report.trace import render_trace_html
+
         return render_trace_html(story_json(story))
 
     def trace_json(self, story: Story) -> dict[str, Any]:
@@ -96,6 +81,8 @@ class ViewsFacade(EngineParts):
                         order: Literal["worst", "newest"] = "worst") -> list[Exemplar]:
         """Requests that burned the SLO's budget: the bad events of its SLI in
         [t_from, t_to), worst (failed, then slowest) or newest first."""
+        from sloengine.compute.exemplars import bad_event_filter
+
         [loaded] = self._selected(slo)
         table, where, params = bad_event_filter(loaded.slo)
         out = exemplars(self.store, table, where, params, t_from_ns=_unix_ns(t_from),
@@ -117,6 +104,9 @@ class ViewsFacade(EngineParts):
                step_minutes: int = 60) -> list[Path]:
         """Write the report of ``[t_from, t_to)``: compute reads the history through the
         store, report renders it; the files written (with sha256) go into the audit trail."""
+        from sloengine.compute.windows import minute_of
+        from sloengine.report import render as render_report
+
         doc = self.report_doc(t_from, t_to, slos=slos, auditor=auditor, label=label,
                               step_minutes=step_minutes)
         a, b = minute_of(t_from), minute_of(t_to)
@@ -133,6 +123,12 @@ class ViewsFacade(EngineParts):
                    ) -> dict[str, Any]:
         """The ``sloengine.report/v1`` document of ``[t_from, t_to)`` (report and the status
         pages render it; it writes only what any read does: buckets, SLO versions)."""
+        from sloengine.compute.history import slo_history
+        from sloengine.compute.history import versions as slo_versions_used
+        from sloengine.compute.report_doc import AuditHead
+        from sloengine.compute.report_doc import document as report_document
+        from sloengine.compute.windows import minute_of
+
         selected = self._selected(None)
         if slos:
             names = {s.slo.metadata.name for s in selected}
@@ -163,6 +159,10 @@ class ViewsFacade(EngineParts):
         advancing the alert state machine. Now, each tier carries its live alert state
         (pending/firing, from the last scheduled evaluation); at a past ``at`` it carries
         its condition then, as a look back in time does in alerting/state.py."""
+        from sloengine.alerting import dedup_key, firing
+        from sloengine.compute import evaluate_slo
+        from sloengine.compute.windows import minute_of
+
         slos = self._selected(slo)
         t = minute_of(at or self.clock())
         if not self.store.read_only:
@@ -180,10 +180,15 @@ class ViewsFacade(EngineParts):
     def live_alerts(self) -> list[dict[str, Any]]:
         """Alerts pending or firing now in the persisted state machine (times in minutes),
         each with its ``acknowledged`` (alerting/acks.py)."""
+        from sloengine.alerting import firing
+        from sloengine.alerting.acks import attach as attach_acks
+
         return attach_acks(self.store, firing(self.store), self.clock())
 
     def page_html(self, page: str, **context: Any) -> str:
         """One status page (report/pages.py renders it; api/pages.py serves it)."""
+        from sloengine.report.pages import render_page
+
         return render_page(page, **context)
 
     # -- summaries ---------------------------------------------------------------------------
@@ -260,14 +265,18 @@ class ViewsFacade(EngineParts):
     def slo_names(self) -> list[str]:
         return [s.slo.metadata.name for s in self.load_slos(record=False).slos]
 
-    def alerts_view(self, *, states: tuple[str, ...] = LIVE_ALERTS, severity: str | None = None,
+    def alerts_view(self, *, states: tuple[str, ...] | None = None, severity: str | None = None,
                     slo: str | None = None, after: str | None = None, limit: int = 50,
                     acknowledged: bool | None = None) -> dict[str, Any]:
-        """``sloengine alerts`` with filters and a page of alerts (``next_cursor``)."""
+        """``sloengine alerts`` with filters and a page of alerts (``next_cursor``); ``states``
+        defaults to pending and firing (alerting/listing.py LIVE)."""
+        from sloengine.alerting import overview as alerts_overview
+        from sloengine.alerting.listing import LIVE, page
+
         view = alerts_overview(self.store, self.clock())
-        view["alerts"], view["next_cursor"] = alert_page(
-            self.store, now=self.clock(), states=states, severity=severity, slo=slo,
-            after=after, limit=limit, acknowledged=acknowledged)
+        view["alerts"], view["next_cursor"] = page(
+            self.store, now=self.clock(), states=LIVE if states is None else states,
+            severity=severity, slo=slo, after=after, limit=limit, acknowledged=acknowledged)
         return view
 
     def trace_document(self, ident: str, *, adjust_skew: bool = False, max_traces: int = 50

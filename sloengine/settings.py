@@ -10,7 +10,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -214,6 +213,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     if path is not None and not file.exists():
         raise ConfigError("settings file not found", where=str(file))
     if file.exists():
+        import yaml  # here, not at the top: most runs have no settings file to parse
+
         try:
             loaded = yaml.safe_load(file.read_text("utf-8")) or {}
         except yaml.YAMLError as exc:

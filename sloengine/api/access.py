@@ -37,11 +37,11 @@ from fastapi import Request
 
 from sloengine.api.problems import Problem
 from sloengine.engine import Engine, KeyRow
+from sloengine.model import ROLES
 from sloengine.settings import HttpSettings, Settings
 
 log = logging.getLogger("sloengine.api")
 
-ROLES = ("admin", "sre", "oncall", "auditor", "ingest")
 COOKIE = "sloengine_session"
 
 _READ = frozenset({"self:read", "pages:read", "slos:read", "alerts:read", "traces:read",

@@ -5,9 +5,12 @@ without a server."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sloengine.errors import SourceUnavailable
-from sloengine.spec.model import SLO
+
+if TYPE_CHECKING:
+    from sloengine.spec.model import SLO
 
 Row = tuple[str, int, float, float]
 

@@ -22,23 +22,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from sloengine.errors import ConfigError, SourceUnavailable
 from sloengine.sources.breaker import CircuitBreaker
 from sloengine.sources.promql import PromQuery, group_key, plan
-from sloengine.spec.model import SLO
+
+if TYPE_CHECKING:
+    from sloengine.spec.model import SLO
+
+# requests, tenacity and prometheus_api_client are imported where a pull uses them: settings.py
+# imports PrometheusSettings on every CLI start, and most commands never pull.
 
 T = TypeVar("T")
 #: (group, minute, good, total) — one row of ``slo_buckets`` without the SLO columns.
@@ -149,6 +146,7 @@ class PromClient(Protocol):
 def connect(s: PrometheusSettings) -> PromClient:
     """A PrometheusConnect on a requests session carrying the TLS settings; its own urllib3
     retries are off (tenacity retries here, with the breaker watching)."""
+    import requests
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 
@@ -234,6 +232,14 @@ class PrometheusSource:
 
     def _call(self, fn: Callable[[], T]) -> T:
         """One request: breaker, then retries with backoff for transient failures only."""
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_exponential,
+            wait_random,
+        )
+
         if not self.breaker.allow():
             raise SourceUnavailable(
                 f"circuit open after {self.breaker.failures} failed calls; next try in "
@@ -256,6 +262,7 @@ class PrometheusSource:
         return result
 
     def _once(self, fn: Callable[[], T]) -> T:
+        import requests
         from prometheus_api_client.exceptions import PrometheusApiClientException
 
         if self.settings.bearer_token_file is not None:

@@ -32,10 +32,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sloengine.errors import ConfigError
-from sloengine.spec.model import SLO, LatencyIndicator, PromSource
+
+if TYPE_CHECKING:
+    from sloengine.spec.model import SLO
 
 Mode = Literal["increase", "cumulative"]
 
@@ -140,6 +142,10 @@ def histogram_of(selector: str, threshold_s: float) -> Histogram:
 
 
 def plan(slo: SLO) -> Plan:
+    # spec is loaded by whoever holds an SLO; importing it at module level would load it on
+    # every CLI start (settings.py -> sources)
+    from sloengine.spec.model import LatencyIndicator, PromSource
+
     ind = slo.spec.indicator
     where = f"SLO {slo.metadata.name}"
     group_by = tuple(slo.spec.group_by)
