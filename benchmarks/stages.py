@@ -73,7 +73,7 @@ def main() -> None:
         c_dec, p_dec = time.perf_counter(), time.process_time()
         t["decode loop + Arrow"] += c_dec - c_prev
         cpu["decode loop + Arrow"] += p_dec - p_prev
-        chunk = reader.redact_chunk(chunk, opts.redactor)
+        chunk = reader.finish_chunk(chunk, opts.redactor)
         c_red, p_red = time.perf_counter(), time.process_time()
         t["redaction"] += c_red - c_dec
         cpu["redaction"] += p_red - p_dec

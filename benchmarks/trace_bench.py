@@ -111,7 +111,7 @@ FROM _t, range(32) x(i) WHERE i < n""")
 INSERT INTO spans (batch_id, trace_id, span_id, parent_span_id, name, kind, service_name,
   start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, status_message, is_error,
   http_route, http_method, http_status_code, db_system, db_operation, messaging_system,
-  messaging_destination, messaging_operation, correlation_id, links, resource_attributes,
+  messaging_destination, messaging_operation, correlation_id, links, resource_id,
   event_count)
 SELECT {batch_id}, tid, sid,
   CASE WHEN i > 0 THEN substr(md5('s' || t || ':' || ((i - 1) // 2)), 1, 16) END,
@@ -133,8 +133,7 @@ SELECT {batch_id}, tid, sid,
   CASE WHEN i = 0 AND consumer THEN [{{'trace_id': md5('t' || (t - 1)),
        'span_id': substr(md5('s' || (t - 1) || ':1'), 1, 16), 'trace_state': NULL::VARCHAR,
        'attributes': NULL::MAP(VARCHAR, VARCHAR)}}] END,
-  MAP {{'host.name': 'host-' || (hash(t, i, 5) % 50), 'k8s.namespace.name': 'shop'}},
-  err::INT
+  (hash(t, i, 5) % 50)::UBIGINT, err::INT
 FROM _s ORDER BY et""")
     store.exec_(f"""
 INSERT INTO span_events (batch_id, trace_id, span_id, seq, time_unix_nano, name, attributes)
@@ -163,6 +162,9 @@ ORDER BY 3""")
 
 def build(store: Store, first: int, last: int, batches: int, batch0: int, step_ns: int,
           mean_spans: int) -> None:
+    # 50 hosts: spans point to them as resources 0..49 (migrations/013_resources.sql)
+    store.exec_(f"INSERT OR IGNORE INTO resources SELECT {batch0}, h, 'svc', MAP {{'host.name':"
+                " 'host-' || h, 'k8s.namespace.name': 'shop'} FROM range(50) r(h)")
     for k in range(batches):
         a = first + (last - first) * k // batches
         b = first + (last - first) * (k + 1) // batches

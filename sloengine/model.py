@@ -12,6 +12,10 @@ Format = Literal["otlp-proto", "otlp-json", "otlp-jsonl", "jsonl-log"]
 #: Tables that hold ingested records; every row carries the ``batch_id`` of its lineage row.
 RECORD_TABLES = ("spans", "span_events", "logs", "metric_points")
 
+#: Roles of API keys (their permissions: api/access.py PERMISSIONS). Here, free of FastAPI, so
+#: the CLI can name them in ``keys create --help`` without loading the API.
+ROLES = ("admin", "sre", "oncall", "auditor", "ingest")
+
 
 def json_value(v: Any) -> Any:
     """A SQL result value as JSON (``sloengine.sql/v1`` rows: the CLI and the API alike):
@@ -50,6 +54,8 @@ class Chunk:
 
     spans: Any = None
     span_events: Any = None
+    #: the resources the spans point to (``resource_id``), one row each
+    resources: Any = None
     logs: Any = None
     metric_points: Any = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -59,6 +65,7 @@ class Chunk:
         out = {
             "spans": self.spans,
             "span_events": self.span_events,
+            "resources": self.resources,
             "logs": self.logs,
             "metric_points": self.metric_points,
         }

@@ -117,7 +117,8 @@ def test_erase_counts_every_kind_of_record_and_keeps_aggregates(loaded: Engine) 
     assert engine.store.one(
         "SELECT count(*) FROM spans WHERE list_contains(map_values(attr_str), ?)", [ALICE]) == 0
     dry = engine.erase("user.email", ALICE, dry_run=True)
-    expected = {"span_events": 2, "spans": 2, "logs": 2, "metric_points": 1, "dead_letters": 1}
+    expected = {"span_events": 2, "spans": 2, "resources": 0, "logs": 2, "metric_points": 1,
+                "dead_letters": 1}
     assert dry.counts == expected and dry.total == 8 and dry.dry_run
     assert _snapshot(engine) == before  # a dry run deletes nothing
     assert engine.store.layout_state() is not None
@@ -152,9 +153,29 @@ def test_erase_by_promoted_typed_and_redacted_attributes(loaded: Engine) -> None
     # span 4 by its attribute (redacted by the e-mail pattern), span 5 by its status text
     assert engine.erase("customer", ALICE).counts["spans"] == 2
     assert engine.erase("user.email", "bob@example.com").counts == {
-        "span_events": 0, "spans": 1, "logs": 1, "metric_points": 1, "dead_letters": 0}
+        "span_events": 0, "spans": 1, "resources": 0, "logs": 1, "metric_points": 1,
+        "dead_letters": 0}
     assert engine.store.rows("SELECT span_id FROM spans ORDER BY 1") == [
         (f"{i:016x}",) for i in (1, 7)]
+
+
+def test_erase_by_resource_attribute_takes_the_resource_and_its_spans(engine: Engine) -> None:
+    """Spans point to their resource (migrations/013): a value in a resource attribute erases
+    the resource row and every span of it, and nothing of the other resources."""
+    req = trace_request([span(1, 1), span(1, 2)], service="laptop-svc")
+    req.resource_spans[0].resource.attributes.append(kv("host.owner", "alice"))
+    other = trace_request([span(2, 3)], service="laptop-svc")
+    other.resource_spans[0].resource.attributes.append(kv("host.owner", "bob"))
+    req.resource_spans.extend(other.resource_spans)
+    engine.ingest_bytes(req.SerializeToString(), "traces", "otlp-proto", "10.0.0.1:1")
+    q = engine.store.rows
+    assert q("SELECT count(*) FROM resources") == [(2,)]
+    report = engine.erase("host.owner", "alice")
+    assert (report.counts["spans"], report.counts["resources"]) == (2, 1)
+    assert q("SELECT span_id FROM spans") == [(f"{3:016x}",)]
+    assert q("SELECT attributes['host.owner'] FROM resources") == [("bob",)]
+    # service.name lives on the resource row too
+    assert engine.erase("service.name", "laptop-svc").counts["resources"] == 1
 
 
 def test_erase_is_audited_without_the_value(loaded: Engine) -> None:

@@ -121,7 +121,8 @@ def test_planted_clock_skew_is_flagged_with_its_amount(sample: Engine) -> None:
     lo = datetime.fromisoformat(skew["start"].replace("Z", "+00:00"))
     hi = datetime.fromisoformat(skew["end"].replace("Z", "+00:00"))
     rows = sample.store.rows(
-        "SELECT DISTINCT trace_id FROM spans WHERE resource_attributes['host.name'] = ? "
+        "SELECT DISTINCT trace_id FROM spans JOIN resources USING (resource_id)"
+        " WHERE attributes['host.name'] = ? "
         "AND start_time_unix_nano >= ? AND start_time_unix_nano < ? ORDER BY 1",
         [skew["host"], ns(lo), ns(hi)])
     assert rows

@@ -61,7 +61,8 @@ def _request(resources: int, per: int) -> ExportTraceServiceRequest:
 def _stored(e: Engine) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for table, order in (("spans", "trace_id, span_id"),
-                         ("span_events", "trace_id, span_id, seq")):
+                         ("span_events", "trace_id, span_id, seq"),
+                         ("resources", "resource_id")):
         cols = [c for c in e.store.columns(table) if c != "batch_id"]
         out[table] = e.store.rows(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}")
     out["dead_letters"] = e.store.rows(

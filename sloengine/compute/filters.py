@@ -26,6 +26,9 @@ def column(source: str, name: str, params: list[Any]) -> tuple[str, bool]:
                 "CAST(attr_double[?] AS VARCHAR), CAST(attr_bool[?] AS VARCHAR))"), True
     if name.startswith("resource."):
         params.append(name[9:])
+        if source == "spans":  # spans point to their resource (migrations/013_resources.sql)
+            return ("(SELECT r.attributes[?] FROM resources r"
+                    " WHERE r.resource_id = spans.resource_id)"), True
         return "resource_attributes[?]", True
     cols = FIELDS[source]
     if name not in cols:

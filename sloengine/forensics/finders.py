@@ -15,7 +15,9 @@ from sloengine.store import Store
 Row = tuple[Any, ...]
 
 SPAN_COLS = """trace_id, span_id, parent_span_id, name, kind, service_name,
-       resource_attributes['host.name'] AS host, start_time_unix_nano, end_time_unix_nano,
+       (SELECT r.attributes['host.name'] FROM resources r
+        WHERE r.resource_id = spans.resource_id) AS host, start_time_unix_nano,
+       end_time_unix_nano,
        status_code, status_message, is_error, http_route, http_method, http_status_code,
        rpc_system, rpc_method, rpc_status_code, db_system, db_operation, db_collection,
        messaging_system, messaging_destination, messaging_operation, correlation_id,

@@ -21,12 +21,13 @@ SELECT s.start_time_unix_nano, s.end_time_unix_nano, s.trace_id, s.span_id, s.ki
        s.rpc_status_code,
        CASE WHEN s.db_system IS NOT NULL THEN 'data'
             WHEN s.messaging_system IS NOT NULL THEN 'queue'
-            ELSE coalesce(s.resource_attributes['platform.layer'], 'service') END AS layer,
+            ELSE coalesce(r.attributes['platform.layer'], 'service') END AS layer,
        s.db_system, s.db_namespace, s.db_collection, s.messaging_system,
        s.messaging_destination, s.attr_str['url.full'] AS url, s.attr_str['server.address'],
        s.attr_str['batch.file'] AS batch_file,
        b.batch_id, b.source, b.sha256, b.received_at, b.format
 FROM spans s JOIN ingest_batches b USING (batch_id)
+LEFT JOIN resources r ON r.resource_id = s.resource_id
 WHERE s.trace_id IN (SELECT unnest(?::VARCHAR[]))
 ORDER BY s.start_time_unix_nano, s.trace_id, s.span_id
 """

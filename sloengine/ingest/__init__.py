@@ -10,8 +10,8 @@ from sloengine.ingest.reader import (
     decode_proto,
     detect,
     expand,
+    finish_chunk,
     read_file,
-    redact_chunk,
     source_info,
 )
 from sloengine.ingest.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, Redactor, ValuePattern
@@ -31,7 +31,7 @@ __all__ = [
     "decode_proto",
     "detect",
     "expand",
+    "finish_chunk",
     "read_file",
-    "redact_chunk",
     "source_info",
 ]

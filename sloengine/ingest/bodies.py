@@ -28,14 +28,14 @@ from typing import Literal
 from sloengine.errors import ConfigError
 from sloengine.ingest.context import DecodeState
 from sloengine.ingest.parallel import process_pool, worker_options
-from sloengine.ingest.reader import ReadOptions, decode_json, decode_proto, redact_chunk
+from sloengine.ingest.reader import ReadOptions, decode_json, decode_proto, finish_chunk
 from sloengine.model import Chunk, DeadLetter
 
 log = logging.getLogger("sloengine.ingest")
 
 BodyFormat = Literal["otlp-proto", "otlp-json"]
 #: The tables each OTLP signal fills (the first one counts the signal's records).
-SIGNAL_TABLES = {"traces": ("spans", "span_events"), "logs": ("logs",),
+SIGNAL_TABLES = {"traces": ("spans", "span_events", "resources"), "logs": ("logs",),
                  "metrics": ("metric_points",)}
 #: Bodies smaller than this are decoded in the caller: the round trip to a worker (pickling
 #: both ways, two context switches) costs more than decoding a few dozen records.
@@ -64,7 +64,7 @@ def decode_body(data: bytes, signal: str, fmt: BodyFormat, opts: ReadOptions
     state = DecodeState(opts.decode)
     decoded = (decode_proto(data, signal, state) if fmt == "otlp-proto"
                else decode_json(data, signal, state))
-    chunks = [redact_chunk(c, opts.redactor) for c in decoded]
+    chunks = [finish_chunk(c, opts.redactor) for c in decoded]
     rejected = [d for c in chunks for d in c.dead_letters]
     tables = {t for c in chunks for t in c.tables()}
     main = SIGNAL_TABLES[signal][0]

@@ -80,10 +80,10 @@ SPAN_SCHEMA = pa.schema(
         ("correlation_id", pa.string()),
         ("links", LINK_TYPE),
         *_ATTR_FIELDS,
-        ("resource_attributes", STR_MAP),
         ("scope_name", pa.string()),
         ("scope_version", pa.string()),
         ("event_count", pa.int32()),
+        ("resource_id", pa.uint64()),  # → resources (added by migrations/013)
     ]
 )
 
@@ -94,6 +94,15 @@ SPAN_EVENT_SCHEMA = pa.schema(
         ("seq", pa.int32()),
         ("time_unix_nano", pa.uint64()),
         ("name", pa.string()),
+        ("attributes", STR_MAP),
+    ]
+)
+
+#: One row per distinct resource of spans (migrations/013_resources.sql).
+RESOURCE_SCHEMA = pa.schema(
+    [
+        ("resource_id", pa.uint64()),
+        ("service_name", pa.string()),
         ("attributes", STR_MAP),
     ]
 )
@@ -161,6 +170,7 @@ POINT_SCHEMA = pa.schema(
 SCHEMAS = {
     "spans": SPAN_SCHEMA,
     "span_events": SPAN_EVENT_SCHEMA,
+    "resources": RESOURCE_SCHEMA,
     "logs": LOG_SCHEMA,
     "metric_points": POINT_SCHEMA,
 }

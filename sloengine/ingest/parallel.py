@@ -49,8 +49,8 @@ from sloengine.ingest.reader import (
     _open,
     _otlp_lines,
     decode_proto,
+    finish_chunk,
     read_file,
-    redact_chunk,
 )
 from sloengine.model import Chunk, DeadLetter, SourceInfo
 
@@ -319,7 +319,7 @@ def _decode_slice(s: _Slice) -> list[Chunk]:
             chunks = list(_otlp_lines(lines, s.signal, state, first_line=s.base))
         else:
             chunks = list(_access_lines(lines, opts.access_log, state, first_line=s.base))
-    return [redact_chunk(c, opts.redactor) for c in chunks]
+    return [finish_chunk(c, opts.redactor) for c in chunks]
 
 
 def _rebase(chunk: Chunk, base: int) -> None:
@@ -340,8 +340,8 @@ class Rechunker:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.tables: dict[str, list[Any]] = {"spans": [], "span_events": [], "logs": [],
-                                              "metric_points": []}
+        self.tables: dict[str, list[Any]] = {"spans": [], "span_events": [], "resources": [],
+                                              "logs": [], "metric_points": []}
         self.rows = {"spans": 0, "logs": 0, "metric_points": 0}
         self.dead: list[DeadLetter] = []
         self.warnings: list[str] = []
@@ -349,7 +349,7 @@ class Rechunker:
     def add(self, chunk: Chunk) -> Iterator[Chunk]:
         self.dead.extend(chunk.dead_letters)
         self.warnings.extend(chunk.warnings)
-        for name in ("spans", "span_events", "logs", "metric_points"):
+        for name in ("spans", "span_events", "resources", "logs", "metric_points"):
             tbl = getattr(chunk, name)
             if tbl is not None and tbl.num_rows:
                 self.tables[name].append(tbl)
@@ -375,6 +375,11 @@ class Rechunker:
         out = Chunk(dead_letters=self.dead, warnings=self.warnings)
         self.dead, self.warnings = [], []
         setattr(out, name, head)
+        if self.tables["resources"]:
+            # every resource decoded so far goes with the first chunk cut after it: before
+            # or with the spans that point to it (the store adds each id once)
+            out.resources = _concat(self.tables["resources"])
+            self.tables["resources"] = []
         if name == "spans" and self.tables["span_events"]:
             events = _concat(self.tables["span_events"])
             n_ev = int(pc.sum(head.column("event_count")).as_py() or 0)

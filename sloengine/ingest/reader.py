@@ -29,6 +29,7 @@ from sloengine.ingest.logs import LogColumns, decode_logs_request, finish_logs
 from sloengine.ingest.metrics import decode_metrics_request
 from sloengine.ingest.otlp_json import JsonDecoder, decode_json_doc
 from sloengine.ingest.redact import TEXT_COLUMNS, Redactor
+from sloengine.ingest.resources import assign_ids
 from sloengine.ingest.salvage import salvage
 from sloengine.ingest.traces import decode_trace_request
 from sloengine.model import Chunk, Format, SourceInfo
@@ -201,18 +202,21 @@ def read_file(path: Path, info: SourceInfo, opts: ReadOptions) -> Iterator[Chunk
     else:
         chunks = _access_lines(_open(path), opts.access_log, state)
     for chunk in chunks:
-        yield redact_chunk(chunk, opts.redactor)
+        yield finish_chunk(chunk, opts.redactor)
 
 
-def redact_chunk(chunk: Chunk, redactor: Redactor) -> Chunk:
-    for name in ("spans", "span_events", "logs", "metric_points"):
+def finish_chunk(chunk: Chunk, redactor: Redactor) -> Chunk:
+    """What every decoded chunk goes through before it is stored, wherever it was decoded:
+    redaction, then the ids of its resources (ingest/resources.py: computed from the
+    redacted values)."""
+    for name in ("spans", "span_events", "resources", "logs", "metric_points"):
         tbl = getattr(chunk, name)
         if tbl is not None and tbl.num_rows:
             tbl, n = redactor.apply(tbl, TEXT_COLUMNS[name])
             setattr(chunk, name, tbl)
             if n:
                 chunk.warnings.append(f"redacted {n} value(s) in {name}")
-    return chunk
+    return assign_ids(chunk)
 
 
 def _best_signal(data: bytes) -> str:

@@ -244,6 +244,7 @@ def _text(value: Any) -> str:
 TEXT_COLUMNS = {
     "spans": ("status_message", "attr_json"),
     "span_events": (),
+    "resources": (),
     "logs": ("body", "attr_json"),
     "metric_points": (),
 }

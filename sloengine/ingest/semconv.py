@@ -8,7 +8,9 @@ new names map to the same promoted column; when a sender sets both, the stable (
 
 from __future__ import annotations
 
-#: attribute key → (promoted column, priority). Lower priority number wins on conflict.
+#: attribute key → (promoted column, priority). Lower priority number wins on conflict; the
+#: names of one column have distinct priorities, so the winner never depends on the order the
+#: attributes were sent in.
 SPAN_PROMOTED: dict[str, tuple[str, int]] = {
     "http.route": ("http_route", 0),
     "http.request.method": ("http_method", 0),
@@ -20,15 +22,15 @@ SPAN_PROMOTED: dict[str, tuple[str, int]] = {
     "rpc.service": ("rpc_service", 0),
     "rpc.method": ("rpc_method", 0),
     "rpc.response.status_code": ("rpc_status_code", 0),
-    "rpc.status_code": ("rpc_status_code", 0),
-    "rpc.grpc.status_code": ("rpc_status_code", 1),
+    "rpc.status_code": ("rpc_status_code", 1),
+    "rpc.grpc.status_code": ("rpc_status_code", 2),
     "db.system.name": ("db_system", 0),
     "db.system": ("db_system", 1),
     "db.namespace": ("db_namespace", 0),
     "db.name": ("db_namespace", 1),
     "db.collection.name": ("db_collection", 0),
     "db.sql.table": ("db_collection", 1),
-    "db.mongodb.collection": ("db_collection", 1),
+    "db.mongodb.collection": ("db_collection", 2),
     "db.operation.name": ("db_operation", 0),
     "db.operation": ("db_operation", 1),
     "messaging.system": ("messaging_system", 0),

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from sloengine.ingest.anyvalue import any_value, attributes_dict, resource_columns
 from sloengine.ingest.columns import (
     LINK_TYPE,
+    RESOURCE_SCHEMA,
     SPAN_EVENT_SCHEMA,
     SPAN_SCHEMA,
     STR_MAP,
@@ -57,11 +58,13 @@ class SpanColumns:
     def __init__(self) -> None:
         self.cols: dict[str, list[Any]] = {name: [] for name in _BOUND}
         self.attrs = AttributeColumns()
-        #: resource attributes, dictionary-encoded: each resource's map is built once per
-        #: chunk and the rows point to it (a chunk has few resources and many spans).
+        #: the chunk's resources (a chunk has few and many spans): their attribute maps and
+        #: services, each once; spans point to them by position here until
+        #: ``resources.assign_ids`` gives them their stored ids (migrations/013_resources.sql).
         self.resource = MapColumn()
+        self.resource_services: list[str | None] = []
         self.resource_ids: dict[int, int] = {}
-        #: runs of rows from one resource and scope: (end row, resource index, service,
+        #: runs of rows from one resource and scope: (end row, resource position, service,
         #: scope name, scope version), decoded into full columns by Arrow.
         self.runs: list[tuple[int, int, str | None, str | None, str | None]] = []
         #: promoted column → (row numbers, values); the other rows are null.
@@ -90,9 +93,10 @@ class SpanColumns:
             res.keys.extend(res_keys)
             res.values.extend(res_vals)
             res.close_row()
+            self.resource_services.append(service)
         self.runs.append((self.n, idx, service, scope_name, scope_version))
 
-    def tables(self) -> tuple[Any, Any]:
+    def tables(self) -> tuple[Any, Any, Any]:
         cols: dict[str, Any] = dict(self.cols)
         n = self.n
         for col, (rows, values) in self.promoted.items():
@@ -108,7 +112,7 @@ class SpanColumns:
         ends = pa.array([r[0] for r in self.runs], pa.int32())
         for i, name in ((2, "service_name"), (3, "scope_name"), (4, "scope_version")):
             cols[name] = _run_column(ends, [r[i] for r in self.runs], pa.string())
-        res_index = _run_column(ends, [r[1] for r in self.runs], pa.int32())
+        cols["resource_id"] = _run_column(ends, [r[1] for r in self.runs], pa.uint64())
         (
             cols["attr_str"],
             cols["attr_int"],
@@ -116,12 +120,14 @@ class SpanColumns:
             cols["attr_bool"],
             cols["attr_json"],
         ) = self.attrs.arrays()
-        cols["resource_attributes"] = pa.DictionaryArray.from_arrays(
-            res_index, self.resource.array(STR_MAP))
         cols["links"] = pa.array(self.cols["links"], LINK_TYPE)
         ev: dict[str, Any] = dict(self.ev)
         ev["attributes"] = self.ev_attrs.array(STR_MAP)
-        return table(SPAN_SCHEMA, cols), table(SPAN_EVENT_SCHEMA, ev)
+        res = {"resource_id": list(range(len(self.resource_services))),
+               "service_name": self.resource_services,
+               "attributes": self.resource.array(STR_MAP)}
+        return (table(SPAN_SCHEMA, cols), table(SPAN_EVENT_SCHEMA, ev),
+                table(RESOURCE_SCHEMA, res))
 
 
 def _run_column(ends: pa.Array, values: list[Any], typ: pa.DataType) -> pa.Array:
@@ -168,6 +174,7 @@ def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
      c_status, c_msg, c_err, c_corr, c_links, c_evn) = _bind(out)
     (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o, c_json) = out.attrs.bind()
     promoted = out.promoted
+    special_keys = special.keys()
     warnings = state.warnings
     n_kinds = len(SPAN_KINDS)
     n_status = len(STATUS_CODES)
@@ -175,54 +182,48 @@ def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
     def add(attrs: dict[str, Any], th: str, sh: str, ph: str | None, trace_state: str,
             flags: int, name: str, k: int, code: int, message: str, start: int, end: int,
             links: list[dict[str, Any]] | None, events: list[Any] | None, where: Any) -> int:
-        """One valid span. ``attrs``: its attributes (duplicates resolved); ``where``: a
-        callable giving its location, for warnings."""
-        # One pass over the attributes promotes, finds the correlation id and fills the
-        # typed maps.
-        promo: dict[str, tuple[int, Any]] | None = None
+        """One valid span. ``attrs``: its attributes (duplicates resolved), consumed: the
+        promoted ones are taken out of it. ``where``: a callable giving its location, for
+        warnings."""
+        # The few keys that are promoted or carry a correlation id, found by one set
+        # intersection (C): the per-attribute Python work is only for them.
+        promo: dict[str, tuple[int, Any, str]] | None = None
         corr: str | None = None
-        corr_r = 1 << 30
-        other: dict[str, Any] | None = None
-        for key, val in attrs.items():
-            p = special.get(key)
-            if p is not None:
-                col, rank = p
-                if col is not None:
-                    if promo is None:
-                        promo = {col: (rank, val)}
-                    else:
-                        old = promo.get(col)
-                        if old is None or rank < old[0]:
-                            promo[col] = (rank, val)
+        hits = attrs.keys() & special_keys
+        if hits:
+            corr_r = 1 << 30
+            drop = []
+            for key in hits:
+                col, rank = special[key]
+                if col is None:
+                    if rank < corr_r:
+                        cv = attrs[key]
+                        if type(cv) is list:
+                            cv = cv[0] if cv else None
+                        if cv is not None and cv != "":
+                            corr, corr_r = str(cv), rank
                     continue
-                if rank < corr_r:
-                    cv = val
-                    if type(cv) is list:
-                        cv = cv[0] if cv else None
-                    if cv is not None and cv != "":
-                        corr, corr_r = str(cv), rank
-            t = type(val)
-            if t is str:
-                s_k.append(key)
-                s_v.append(val)
-            elif t is int:
-                if -(2**63) <= val < 2**63:
-                    i_k.append(key)
-                    i_v.append(val)
-                else:
-                    if other is None:
-                        other = {}
-                    other[key] = str(val)
-            elif t is float:
-                d_k.append(key)
-                d_v.append(val)
-            elif t is bool:
-                b_k.append(key)
-                b_v.append(val)
+                drop.append(key)
+                if promo is None:
+                    promo = {col: (rank, attrs[key], key)}
+                    continue
+                old = promo.get(col)
+                if old is None or rank < old[0] or (rank == old[0]
+                                                    and _sent_before(attrs, key, old[2])):
+                    promo[col] = (rank, attrs[key], key)
+            for key in drop:  # promoted: a column, not a map entry
+                del attrs[key]
+        # The typed maps: one extend per span when every value is text (the usual case).
+        if attrs:
+            vals = attrs.values()
+            if set(map(type, vals)) == _ONLY_STR:
+                s_k.extend(attrs)
+                s_v.extend(vals)
+                other = None
             else:
-                if other is None:
-                    other = {}
-                other[key] = val
+                other = _split_typed(attrs, s_k, s_v, i_k, i_v, d_k, d_v, b_k, b_v)
+        else:
+            other = None
         s_o.append(len(s_k))
         i_o.append(len(i_k))
         d_o.append(len(d_k))
@@ -235,7 +236,7 @@ def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
         http_status: int | None = None
         rpc_status: str | None = None
         if promo is not None:
-            for col, (_, pv) in promo.items():
+            for col, (_, pv, _key) in promo.items():
                 if pv is None:
                     continue
                 if col == "http_status_code":
@@ -282,6 +283,48 @@ def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
         return row + 1
 
     return add
+
+
+_ONLY_STR = {str}
+
+
+def _split_typed(attrs: dict[str, Any], s_k: list[str], s_v: list[Any], i_k: list[str],
+                 i_v: list[Any], d_k: list[str], d_v: list[Any], b_k: list[str],
+                 b_v: list[Any]) -> dict[str, Any] | None:
+    """Attributes into the typed maps' flat lists; what no typed map holds (arrays,
+    key-value lists, bytes, empty values, ints beyond int64) is returned for ``attr_json``."""
+    other: dict[str, Any] | None = None
+    for key, val in attrs.items():
+        t = type(val)
+        if t is str:
+            s_k.append(key)
+            s_v.append(val)
+        elif t is int:
+            if -(2**63) <= val < 2**63:
+                i_k.append(key)
+                i_v.append(val)
+            else:
+                if other is None:
+                    other = {}
+                other[key] = str(val)
+        elif t is float:
+            d_k.append(key)
+            d_v.append(val)
+        elif t is bool:
+            b_k.append(key)
+            b_v.append(val)
+        else:
+            if other is None:
+                other = {}
+            other[key] = val
+    return other
+
+
+def _sent_before(attrs: dict[str, Any], key: str, other: str) -> bool:
+    """Whether ``key`` comes before ``other`` among the span's attributes (rare: a sender
+    that sets two names of equal rank; the first sent wins)."""
+    order = list(attrs)
+    return order.index(key) < order.index(other)
 
 
 def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
@@ -375,9 +418,10 @@ def _bind(out: SpanColumns) -> tuple[list[Any], ...]:
 
 
 def _finish(out: SpanColumns, state: DecodeState) -> Chunk:
-    spans, events = out.tables()
+    spans, events, resources = out.tables()
     dead, warnings = state.take()
-    return Chunk(spans=spans, span_events=events, dead_letters=dead, warnings=warnings)
+    return Chunk(spans=spans, span_events=events, resources=resources, dead_letters=dead,
+                 warnings=warnings)
 
 
 def _link(lk: Any) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def append_many(store: Store, items: Sequence[tuple[int, SourceInfo, Chunk]]
     for i, (_bid, _info, chunk) in enumerate(items):
         for name, tbl in chunk.tables().items():
             by_table.setdefault(name, []).append((i, tbl))
+    if by_table.get("resources"):
+        store.add_resources(_tagged(by_table["resources"], items))
     for name in ("spans", "logs", "metric_points"):
         parts = by_table.get(name)
         if not parts:

@@ -256,7 +256,10 @@ class Store:
         """
         counts = BatchCounts()
         tables = chunk.tables()
-        with self.transaction() as con:
+        with self.one_thread(), self.transaction() as con:
+            resources = tables.get("resources")
+            if resources is not None:
+                self.add_resources(resources, batch_id)
             spans = tables.get("spans")
             if spans is not None:
                 n_new = self._insert_dedup(con, "spans", spans, batch_id)
@@ -283,6 +286,21 @@ class Store:
             if chunk.dead_letters:
                 counts.rejected = self._dead_letters(con, batch_id, info, chunk.dead_letters)
         return counts
+
+    def add_resources(self, tbl: Any, batch_id: int | None = None) -> None:
+        """Store the resources (Arrow: resource_id, service_name, attributes) not stored yet
+        (migrations/013_resources.sql), as of ``batch_id`` (None: ``tbl`` has a batch_id
+        column). Call inside the chunk's transaction."""
+        self.con.register("_in_res", tbl)
+        try:
+            bid = "r.batch_id" if batch_id is None else str(int(batch_id))
+            self.exec_(
+                f"INSERT INTO resources SELECT {bid}, r.resource_id, r.service_name,"
+                " r.attributes FROM (SELECT * FROM _in_res QUALIFY row_number() OVER"
+                " (PARTITION BY resource_id) = 1) r"
+                " ANTI JOIN resources x ON x.resource_id = r.resource_id")
+        finally:
+            self.con.unregister("_in_res")
 
     def _insert_dedup(self, con: Any, table: str, tbl: Any, batch_id: int) -> int:
         keys, tcol = _DEDUP[table]
@@ -350,10 +368,27 @@ class Store:
         inside the caller's transaction or one of its own; the counts of each item."""
         from sloengine.store import bulk
 
-        if self._in_tx:
-            return bulk.append_many(self, items)
-        with self.transaction():
-            return bulk.append_many(self, items)
+        with self.one_thread():
+            if self._in_tx:
+                return bulk.append_many(self, items)
+            with self.transaction():
+                return bulk.append_many(self, items)
+
+    @contextmanager
+    def one_thread(self) -> Iterator[None]:
+        """Run the appends inside with one DuckDB thread (a global setting, restored after).
+
+        With two, DuckDB scans the Arrow record batches of a chunk in parallel and appends
+        each thread's rows as row groups of their own: partly filled, so the next checkpoint
+        rewrites them. Measured on 1M spans (benchmarks/README.md): 9.4 CPU s and a 111 MiB
+        file with two threads, 6.1 CPU s and 64 MiB with one. Ingest has the other cores
+        busy decoding (ingest/parallel.py), so the second thread only ever cost CPU."""
+        threads = self.one("SELECT current_setting('threads')")
+        self.exec_("SET threads = 1")
+        try:
+            yield
+        finally:
+            self.exec_(f"SET threads = {int(threads)}")
 
     # -- retention ------------------------------------------------------------------------
     def delete_older(self, table: str, cutoff_ns: int) -> int:

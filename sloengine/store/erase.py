@@ -5,7 +5,8 @@ What "carries" means, per table (the engine fills in what depends on ingest: the
 column a key maps to, whether it is a correlation key, the redaction token):
 
 - an attribute map entry ``KEY`` (string, int, double or bool map, resource attributes, span
-  event and metric point attributes, a complex value in ``attr_json``) equal to VALUE;
+  event and metric point attributes, a complex value in ``attr_json``) equal to VALUE; a
+  resource (``resources`` row) that carries it goes with every span that points to it;
 - the promoted column of KEY (``http.route`` → ``http_route``), ``correlation_id`` when KEY is
   a correlation key, ``service_name`` for ``service.name``;
 - a log body or span status message holding VALUE as a whole word;
@@ -29,7 +30,7 @@ from sloengine.store import layout
 if TYPE_CHECKING:
     from sloengine.store.database import Store
 
-TABLES = ("spans", "span_events", "logs", "metric_points", "dead_letters")
+TABLES = ("spans", "span_events", "resources", "logs", "metric_points", "dead_letters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +99,19 @@ class _Sql:
         tok = "" if self.m.token_hash is None else f" OR contains({expr}, $tok)"
         return f"coalesce(regexp_matches({expr}, $word){tok}, false)"
 
-    def _attrs(self) -> list[str]:
+    def _attrs(self, table: str) -> list[str]:
+        # spans point to their resource (migrations/013); logs hold its attributes inline
+        resource = (f"resource_id IN (SELECT resource_id FROM resources WHERE"
+                    f" {self._is('map_extract_value(attributes, $k)')})" if table == "spans"
+                    else self._is("map_extract_value(resource_attributes, $k)"))
         return [self._is("map_extract_value(attr_str, $k)"),
                 "coalesce(map_extract_value(attr_int, $k) = $vi, false)",
                 "coalesce(map_extract_value(attr_double, $k) = $vd, false)",
                 "coalesce(map_extract_value(attr_bool, $k) = $vb, false)",
-                self._is("json_extract_string(attr_json, $jpath)"),
-                self._is("map_extract_value(resource_attributes, $k)")]
+                self._is("json_extract_string(attr_json, $jpath)"), resource]
 
-    def _common(self, column: str | None) -> list[str]:
-        out = self._attrs()
+    def _common(self, table: str, column: str | None) -> list[str]:
+        out = self._attrs(table)
         if column is not None:
             out.append(self._is(f"CAST({column} AS VARCHAR)"))
         if self.m.correlation:
@@ -120,7 +124,11 @@ class _Sql:
         if table == "spans":
             parts = self._span_parts()
         elif table == "logs":
-            parts = [*self._common(self.m.log_column), self._holds("body")]
+            parts = [*self._common("logs", self.m.log_column), self._holds("body")]
+        elif table == "resources":
+            parts = [self._is("map_extract_value(attributes, $k)")]
+            if self.m.key == "service.name":
+                parts.append(self._is("service_name"))
         elif table == "metric_points":
             parts = [self._is("map_extract_value(attributes, $k)"),
                      self._is("map_extract_value(resource_attributes, $k)")]
@@ -136,7 +144,7 @@ class _Sql:
         return " OR ".join(f"({p})" for p in parts)
 
     def _span_parts(self) -> list[str]:
-        return [*self._common(self.m.span_column), self._holds("status_message")]
+        return [*self._common("spans", self.m.span_column), self._holds("status_message")]
 
     def used(self, sql: str) -> dict[str, Any]:
         """The parameters ``sql`` names (DuckDB refuses unused named parameters)."""
@@ -158,7 +166,8 @@ def erase(store: Store, m: ErasureMatch, *, dry_run: bool = False) -> ErasureRep
     sql = _Sql(m)
     report = ErasureReport(dry_run=dry_run)
     with store.transaction():
-        for table in ("span_events", "spans", "logs", "metric_points"):
+        # events read spans, spans read resources: each before what it reads is gone
+        for table in ("span_events", "spans", "resources", "logs", "metric_points"):
             where = sql.where(table)
             params = sql.used(where)
             rows = store.rows(f"SELECT batch_id, count(*) FROM {table} WHERE {where} "
