@@ -306,11 +306,15 @@ def main() -> None:
     except SloEngineError as exc:
         _err(f"sloengine: error: {exc}")
         sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
     except Exception as exc:
+        # usage errors: typer ≥ 0.2x raises its own copy of click's (typer._click), older
+        # ones click's; both have show() and exit_code
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        if isinstance(exc, click.exceptions.ClickException | typer.TyperException):
+            exc.show()  # type: ignore[union-attr]
             sys.exit(exc.exit_code)
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(130)

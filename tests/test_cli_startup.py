@@ -63,3 +63,13 @@ def test_ingest_loads_engine_ingest_store_only(tmp_path: Path) -> None:
     assert doc["totals"]["accepted"] == {"spans": 1}
     assert {"duckdb", "pyarrow", "sloengine.ingest", "sloengine.store"} <= loaded
     assert sorted(loaded & NOT_FOR_INGEST) == []
+
+
+def test_usage_errors_are_one_message_and_exit_2() -> None:
+    """typer ≥ 0.2x raises its own copy of click's usage errors: they must still print a usage
+    message and exit 2, not a traceback."""
+    for args in (["ingest"], ["ingest", "--no-such-option", "x"], ["no-such-command"]):
+        p = subprocess.run([sys.executable, "-m", "sloengine", *args], capture_output=True,
+                           text=True, cwd=ROOT, check=False)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "Traceback" not in p.stderr and "Error:" in p.stderr, (args, p.stderr)

@@ -27,7 +27,7 @@ from typing import Literal
 
 from sloengine.errors import ConfigError
 from sloengine.ingest.context import DecodeState
-from sloengine.ingest.parallel import process_pool, worker_options
+from sloengine.ingest.parallel import paused_gc, process_pool, worker_options
 from sloengine.ingest.reader import ReadOptions, decode_json, decode_proto, finish_chunk
 from sloengine.model import Chunk, DeadLetter
 
@@ -78,7 +78,8 @@ def decode_body(data: bytes, signal: str, fmt: BodyFormat, opts: ReadOptions
 
 
 def _decode_in_worker(data: bytes, signal: str, fmt: BodyFormat) -> DecodedRequest:
-    return decode_body(data, signal, fmt, worker_options())
+    with paused_gc():
+        return decode_body(data, signal, fmt, worker_options())
 
 
 class BodyDecoders:

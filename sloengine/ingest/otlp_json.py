@@ -28,7 +28,12 @@ from sloengine.ingest.context import DecodeState
 from sloengine.ingest.json_metrics import MetricWalker
 from sloengine.ingest.json_walk import BadRecord
 from sloengine.ingest.logs import LogColumns, body_text, finish_logs, log_ids
-from sloengine.ingest.traces import SpanSink, link_row, span_ids_problem
+from sloengine.ingest.traces import (
+    SpanSink,
+    link_row,
+    span_ids_problem,
+    split_attributes,
+)
 from sloengine.model import Chunk
 
 _SPAN = jw.aliases(trace_pb2.Span.DESCRIPTOR)
@@ -153,7 +158,7 @@ class JsonDecoder:
                 for f in ("droppedAttributesCount", "droppedEventsCount", "droppedLinksCount"):
                     jw.u32(d.get(f), f)
                 row = (
-                    attrs, tid.hex(), sid.hex(), pid.hex() if pid else None,
+                    *split_attributes(attrs), tid.hex(), sid.hex(), pid.hex() if pid else None,
                     jw.text(d.get("traceState"), "traceState"),
                     jw.u32(d.get("flags"), "flags"), jw.text(d.get("name"), "name"),
                     jw.enum(d.get("kind"), _KINDS, "kind"), code, message,

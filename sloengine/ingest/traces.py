@@ -33,11 +33,11 @@ from sloengine.ingest.context import (
     trace_id_problem,
 )
 from sloengine.ingest.semconv import (
+    GRPC_SERVER_ERRORS,
     SPAN_KINDS,
     SPAN_PROMOTED,
     STATUS_CODES,
     grpc_code_name,
-    is_error,
 )
 from sloengine.model import Chunk
 
@@ -121,6 +121,7 @@ class SpanColumns:
             cols["attr_json"],
         ) = self.attrs.arrays()
         cols["links"] = pa.array(self.cols["links"], LINK_TYPE)
+        _span_codes(cols)
         ev: dict[str, Any] = dict(self.ev)
         ev["attributes"] = self.ev_attrs.array(STR_MAP)
         res = {"resource_id": list(range(len(self.resource_services))),
@@ -128,6 +129,49 @@ class SpanColumns:
                "attributes": self.resource.array(STR_MAP)}
         return (table(SPAN_SCHEMA, cols), table(SPAN_EVENT_SCHEMA, ev),
                 table(RESOURCE_SCHEMA, res))
+
+
+_KIND_NAMES = pa.array(SPAN_KINDS)
+_STATUS_NAMES = pa.array(STATUS_CODES)
+
+
+def _names(codes: list[int], names: pa.Array) -> pa.Array:
+    """OTLP enum numbers → names; numbers the enum does not have → its 0 name."""
+    arr = pa.array(codes, pa.int64())
+    known = pc.and_(pc.greater_equal(arr, 0), pc.less(arr, len(names)))
+    return names.take(pc.if_else(known, arr, 0))
+
+
+def _span_codes(cols: dict[str, Any]) -> None:
+    """Kind and status names, duration and ``is_error`` of a chunk's spans, from the kind and
+    status numbers the decoder collected: one vectorised pass instead of Python per span."""
+    kind = _names(cols["kind"], _KIND_NAMES)
+    status = _names(cols["status_code"], _STATUS_NAMES)
+    start = pa.array(cols["start_time_unix_nano"], pa.uint64())
+    end = pa.array(cols["end_time_unix_nano"], pa.uint64())
+    cols["kind"], cols["status_code"] = kind, status
+    cols["start_time_unix_nano"], cols["end_time_unix_nano"] = start, end
+    cols["duration_ns"] = pc.subtract(end.cast(pa.int64()), start.cast(pa.int64()))
+    http = cols["http_status_code"]
+    rpc = cols["rpc_status_code"]
+    cols["is_error"] = is_error_array(
+        kind, status, http if isinstance(http, pa.Array) else pa.array(http, pa.int32()),
+        rpc if isinstance(rpc, pa.Array) else pa.array(rpc, pa.string()))
+
+
+def is_error_array(kind: pa.Array, status: pa.Array, http: pa.Array, rpc: pa.Array
+                   ) -> pa.Array:
+    """``semconv.is_error`` over columns (a test checks them equal on every combination):
+    ERROR is an error, OK is not; with UNSET, HTTP 5xx, 4xx on CLIENT spans, a gRPC code
+    other than OK on CLIENT spans and a server-error code on the others."""
+    client = pc.equal(kind, "CLIENT")
+    by_http = pc.or_(pc.greater_equal(http, 500),
+                     pc.and_(pc.greater_equal(http, 400), client))
+    by_rpc = pc.and_(pc.not_equal(rpc, "OK"),
+                     pc.or_(client, pc.is_in(rpc, pa.array(sorted(GRPC_SERVER_ERRORS)))))
+    unset = pc.equal(status, "UNSET")
+    by_conv = pc.and_(unset, pc.or_(pc.fill_null(by_http, False), pc.fill_null(by_rpc, False)))
+    return pc.or_(pc.equal(status, "ERROR"), by_conv)
 
 
 def _run_column(ends: pa.Array, values: list[Any], typ: pa.DataType) -> pa.Array:
@@ -170,73 +214,50 @@ class SpanSink:
 
 
 def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
-    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start, c_end, c_dur,
-     c_status, c_msg, c_err, c_corr, c_links, c_evn) = _bind(out)
+    (c_trace, c_span, c_parent, c_state, c_flags, c_name, c_kind, c_start, c_end,
+     c_status, c_msg, c_corr, c_links, c_evn) = _bind(out)
     (s_k, s_v, s_o, i_k, i_v, i_o, d_k, d_v, d_o, b_k, b_v, b_o, c_json) = out.attrs.bind()
     promoted = out.promoted
     special_keys = special.keys()
     warnings = state.warnings
-    n_kinds = len(SPAN_KINDS)
-    n_status = len(STATUS_CODES)
 
-    def add(attrs: dict[str, Any], th: str, sh: str, ph: str | None, trace_state: str,
-            flags: int, name: str, k: int, code: int, message: str, start: int, end: int,
-            links: list[dict[str, Any]] | None, events: list[Any] | None, where: Any) -> int:
-        """One valid span. ``attrs``: its attributes (duplicates resolved), consumed: the
-        promoted ones are taken out of it. ``where``: a callable giving its location, for
-        warnings."""
-        # The few keys that are promoted or carry a correlation id, found by one set
+    def add(s_attrs: dict[str, str], o_attrs: dict[str, Any] | None, th: str, sh: str,
+            ph: str | None, trace_state: str, flags: int, name: str, k: int, code: int,
+            message: str, start: int, end: int, links: list[dict[str, Any]] | None,
+            events: list[Any] | None, where: Any) -> int:
+        """One valid span. Its attributes come split (``split_attributes``): text values in
+        ``s_attrs``, the others in ``o_attrs``; both are consumed (promoted keys are taken
+        out). ``where``: a callable giving its location, for warnings. Kind, status,
+        duration and the error flag are derived per chunk (``_span_codes``)."""
+        # The few keys that are promoted or carry a correlation id, found by set
         # intersection (C): the per-attribute Python work is only for them.
-        promo: dict[str, tuple[int, Any, str]] | None = None
+        hits = s_attrs.keys() & special_keys
+        if o_attrs:
+            more = o_attrs.keys() & special_keys
+            if more:
+                hits |= more
         corr: str | None = None
-        hits = attrs.keys() & special_keys
         if hits:
             corr_r = 1 << 30
-            drop = []
+            promo: dict[str, tuple[int, Any]] = {}
             for key in hits:
                 col, rank = special[key]
+                src = s_attrs if key in s_attrs else o_attrs
+                assert src is not None
                 if col is None:
                     if rank < corr_r:
-                        cv = attrs[key]
+                        cv = src[key]
                         if type(cv) is list:
                             cv = cv[0] if cv else None
                         if cv is not None and cv != "":
                             corr, corr_r = str(cv), rank
                     continue
-                drop.append(key)
-                if promo is None:
-                    promo = {col: (rank, attrs[key], key)}
-                    continue
+                pv = src.pop(key)  # promoted: a column, not a map entry
                 old = promo.get(col)
-                if old is None or rank < old[0] or (rank == old[0]
-                                                    and _sent_before(attrs, key, old[2])):
-                    promo[col] = (rank, attrs[key], key)
-            for key in drop:  # promoted: a column, not a map entry
-                del attrs[key]
-        # The typed maps: one extend per span when every value is text (the usual case).
-        if attrs:
-            vals = attrs.values()
-            if set(map(type, vals)) == _ONLY_STR:
-                s_k.extend(attrs)
-                s_v.extend(vals)
-                other = None
-            else:
-                other = _split_typed(attrs, s_k, s_v, i_k, i_v, d_k, d_v, b_k, b_v)
-        else:
-            other = None
-        s_o.append(len(s_k))
-        i_o.append(len(i_k))
-        d_o.append(len(d_k))
-        b_o.append(len(b_k))
-        c_json.append(None if other is None else orjson.dumps(other).decode())
-
-        kind = SPAN_KINDS[k] if 0 <= k < n_kinds else "UNSPECIFIED"
-        status = STATUS_CODES[code] if 0 <= code < n_status else "UNSET"
-        row = out.n
-        http_status: int | None = None
-        rpc_status: str | None = None
-        if promo is not None:
-            for col, (_, pv, _key) in promo.items():
+                if old is None or rank < old[0]:  # ranks of one column differ (semconv.py)
+                    promo[col] = (rank, pv)
+            row = out.n
+            for col, (_, pv) in promo.items():
                 if pv is None:
                     continue
                 if col == "http_status_code":
@@ -244,34 +265,37 @@ def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
                         pv = int(pv)
                         if not 0 <= pv <= 999:
                             raise ValueError
-                        http_status = pv
                     except (TypeError, ValueError, OverflowError):
                         warnings.append(
                             f"{where()}: http status code {pv!r} is not an HTTP status; ignored")
                         continue
                 elif col == "rpc_status_code":
-                    pv = rpc_status = grpc_code_name(pv)
+                    pv = grpc_code_name(pv)
                 elif type(pv) is not str:
                     pv = to_text(pv)
                 rows, values = promoted[col]
                 rows.append(row)
                 values.append(pv)
+        # The typed maps: text values with two extends (C), the few others in Python.
+        s_k.extend(s_attrs)
+        s_v.extend(s_attrs.values())
+        other = _split_typed(o_attrs, i_k, i_v, d_k, d_v, b_k, b_v) if o_attrs else None
+        s_o.append(len(s_k))
+        i_o.append(len(i_k))
+        d_o.append(len(d_k))
+        b_o.append(len(b_k))
+        c_json.append(None if other is None else orjson.dumps(other).decode())
         c_trace.append(th)
         c_span.append(sh)
         c_parent.append(ph)
         c_state.append(trace_state or None)
         c_flags.append(flags)
         c_name.append(name)
-        c_kind.append(kind)
+        c_kind.append(k)
         c_start.append(start)
         c_end.append(end)
-        c_dur.append(end - start)
-        c_status.append(status)
+        c_status.append(code)
         c_msg.append(message or None)
-        if status == "UNSET" and (http_status is not None or rpc_status is not None):
-            c_err.append(is_error(kind, status, http_status, rpc_status))
-        else:
-            c_err.append(status == "ERROR")
         c_corr.append(corr)
         c_links.append(links)
         if events:
@@ -279,52 +303,47 @@ def _adder(out: SpanColumns, state: DecodeState, special: _Special) -> Any:
             _add_events(out, th, sh, events)
         else:
             c_evn.append(0)
-        out.n = row + 1
-        return row + 1
+        out.n += 1
+        return out.n
 
     return add
 
 
-_ONLY_STR = {str}
+def split_attributes(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A span's attributes (one dict, duplicates resolved) as ``add`` takes them: the text
+    values, and the others (None when there are none); each in the dict's order."""
+    s = {k: v for k, v in attrs.items() if type(v) is str}
+    if len(s) == len(attrs):
+        return s, None
+    return s, {k: v for k, v in attrs.items() if type(v) is not str}
 
 
-def _split_typed(attrs: dict[str, Any], s_k: list[str], s_v: list[Any], i_k: list[str],
-                 i_v: list[Any], d_k: list[str], d_v: list[Any], b_k: list[str],
-                 b_v: list[Any]) -> dict[str, Any] | None:
-    """Attributes into the typed maps' flat lists; what no typed map holds (arrays,
-    key-value lists, bytes, empty values, ints beyond int64) is returned for ``attr_json``."""
+def _split_typed(attrs: dict[str, Any], i_k: list[str], i_v: list[Any], d_k: list[str],
+                 d_v: list[Any], b_k: list[str], b_v: list[Any]) -> dict[str, Any] | None:
+    """Non-text attributes into the typed maps' flat lists; what no typed map holds
+    (arrays, key-value lists, bytes, empty values, ints beyond int64) is returned for
+    ``attr_json``."""
     other: dict[str, Any] | None = None
     for key, val in attrs.items():
         t = type(val)
-        if t is str:
-            s_k.append(key)
-            s_v.append(val)
-        elif t is int:
+        if t is int:
             if -(2**63) <= val < 2**63:
                 i_k.append(key)
                 i_v.append(val)
-            else:
-                if other is None:
-                    other = {}
-                other[key] = str(val)
+                continue
+            val = str(val)
         elif t is float:
             d_k.append(key)
             d_v.append(val)
+            continue
         elif t is bool:
             b_k.append(key)
             b_v.append(val)
-        else:
-            if other is None:
-                other = {}
-            other[key] = val
+            continue
+        if other is None:
+            other = {}
+        other[key] = val
     return other
-
-
-def _sent_before(attrs: dict[str, Any], key: str, other: str) -> bool:
-    """Whether ``key`` comes before ``other`` among the span's attributes (rare: a sender
-    that sets two names of equal rank; the first sent wins)."""
-    order = list(attrs)
-    return order.index(key) < order.index(other)
 
 
 def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
@@ -353,34 +372,42 @@ def decode_trace_request(req: Any, state: DecodeState) -> Iterator[Chunk]:
                                  span_ids_problem(tid, sid, pid), sp.SerializeToString(),
                                  "traces")
                     continue
-                # Attributes: a dict first (duplicate keys: the last value wins, in the
-                # position of the first).
-                attrs: dict[str, Any] = {}
+                # Attributes: text values (most) and the others in two dicts; a key in
+                # both (sent twice with different types) takes the exact path: one dict,
+                # the last value wins in the position of the first.
+                s_attrs: dict[str, Any] = {}
+                o_attrs: dict[str, Any] | None = None
                 for kv in sp.attributes:
                     v = kv.value
                     # Most values are non-empty strings: one read instead of two (another
                     # case of the oneof, or an empty string, reads as "").
                     sv = v.string_value
                     if sv:
-                        attrs[kv.key] = sv
+                        s_attrs[kv.key] = sv
                         continue
                     w = v.WhichOneof("value")
                     if w == "string_value":
-                        attrs[kv.key] = sv
-                    elif w == "int_value":
-                        attrs[kv.key] = v.int_value
+                        s_attrs[kv.key] = sv
+                        continue
+                    if o_attrs is None:
+                        o_attrs = {}
+                    if w == "int_value":
+                        o_attrs[kv.key] = v.int_value
                     elif w == "double_value":
-                        attrs[kv.key] = v.double_value
+                        o_attrs[kv.key] = v.double_value
                     elif w == "bool_value":
-                        attrs[kv.key] = v.bool_value
+                        o_attrs[kv.key] = v.bool_value
                     else:
-                        attrs[kv.key] = any_value(v)
+                        o_attrs[kv.key] = any_value(v)
+                if o_attrs and s_attrs.keys() & o_attrs.keys():
+                    s_attrs, o_attrs = split_attributes(attributes_dict(sp.attributes))
                 st = sp.status
                 links = sp.links
                 events = sp.events
                 n = add(
-                    attrs, tid.hex(), sid.hex(), pid.hex() if pid else None, sp.trace_state,
-                    sp.flags, sp.name, sp.kind, st.code, st.message, sp.start_time_unix_nano,
+                    s_attrs, o_attrs, tid.hex(), sid.hex(), pid.hex() if pid else None,
+                    sp.trace_state, sp.flags, sp.name, sp.kind, st.code, st.message,
+                    sp.start_time_unix_nano,
                     sp.end_time_unix_nano, [_link(lk) for lk in links] if links else None,
                     [(e.time_unix_nano, e.name, attributes_dict(e.attributes))
                      for e in events] if events else None,
@@ -407,8 +434,8 @@ def span_ids_problem(tid: bytes, sid: bytes, pid: bytes) -> str:
 
 _BOUND = (
     "trace_id", "span_id", "parent_span_id", "trace_state", "flags", "name", "kind",
-    "start_time_unix_nano", "end_time_unix_nano", "duration_ns", "status_code",
-    "status_message", "is_error", "correlation_id", "links", "event_count",
+    "start_time_unix_nano", "end_time_unix_nano", "status_code", "status_message",
+    "correlation_id", "links", "event_count",
 )
 
 
