@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otlp_factory import T0, kv, span
 
 from sloengine.engine import Engine
-from sloengine.ingest import DecodePool, parallel
+from sloengine.ingest import DecodePool, handoff, parallel
 from sloengine.model import SourceInfo
 from sloengine.settings import load_settings
 
@@ -225,10 +225,12 @@ def test_kill_9_of_the_writer_leaves_no_workers(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    # and the store is consistent: ingesting again completes without duplicates
-    s = load_settings(None, db=tmp_path / "k.duckdb", chunk_records=5000, ingest_workers=1)
+    # and the store is consistent: ingesting again completes without duplicates; the next
+    # pool removes the handoff directory the killed writer left in shared memory
+    s = load_settings(None, db=tmp_path / "k.duckdb", chunk_records=5000, ingest_workers=2)
     with Engine(s) as e:
         e.ingest(files)
         n = e.store.one("SELECT count(*) FROM spans")
         distinct = e.store.one("SELECT count(DISTINCT (trace_id, span_id)) FROM spans")
     assert n == distinct == 400 * 100  # + teapot − the span with the zero parent id
+    assert not list(handoff.base_dir().glob(f"sloengine-handoff-{proc.pid}-*"))

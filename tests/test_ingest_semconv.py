@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pyarrow as pa
-from otlp_factory import span, trace_request
+from otlp_factory import kv, span, trace_request
 
 from sloengine.engine import Engine
 from sloengine.ingest.semconv import (
@@ -62,3 +62,32 @@ def test_promotion_and_codes_whatever_the_attribute_order(engine: Engine) -> Non
         status = STATUS_CODES[i % 4] if i % 4 < 3 else "UNSET"
         want.append((kind, status, is_error(kind, status, 503, "UNAVAILABLE"), 10_000_000))
     assert got == want
+
+
+def test_repeated_attribute_keys_keep_the_last_value_in_both_encodings(engine: Engine
+                                                                       ) -> None:
+    """OTLP-NOTES.md §8: a key sent twice keeps its last value, in the place of the first —
+    also when the two values have different types (the decoder's exact path)."""
+    import orjson
+
+    sp = span(1, 1)
+    for k, v in (("a", "x"), ("n", 1), ("a", 5), ("b", "y"), ("c", True), ("b", "z"),
+                 ("http.route", "/old"), ("http.route", "/new")):
+        sp.attributes.append(kv(k, v))
+    engine.ingest_bytes(trace_request([sp]).SerializeToString(), "traces", "otlp-proto",
+                        "10.0.0.1:1")
+    attrs = [{"key": k, "value": {"stringValue": v} if isinstance(v, str) else
+              {"boolValue": v} if isinstance(v, bool) else {"intValue": str(v)}}
+             for k, v in (("a", "x"), ("n", 1), ("a", 5), ("b", "y"), ("c", True),
+                          ("b", "z"), ("http.route", "/old"), ("http.route", "/new"))]
+    body = {"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "svc"}}]}, "scopeSpans": [{"spans": [{
+            "traceId": f"{2:032x}", "spanId": f"{2:016x}", "name": "op", "kind": 2,
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2", "attributes": attrs}]}]}]}
+    engine.ingest_bytes(orjson.dumps(body), "traces", "otlp-json", "10.0.0.1:1")
+    rows = engine.store.rows("SELECT span_id, http_route, attr_str, attr_int, attr_bool"
+                             " FROM spans ORDER BY span_id")
+    want = ("/new", {"b": "z"}, {"a": 5, "n": 1}, {"c": True})
+    assert [r[1:] for r in rows] == [want, want]
+    # the int map keeps the first position of "a" (before "n")
+    assert engine.store.rows("SELECT map_keys(attr_int) FROM spans") == [(["a", "n"],)] * 2

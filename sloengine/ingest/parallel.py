@@ -17,9 +17,11 @@ no more memory than a 1M-span one. Inputs below ``min_bytes``, one whole-documen
 file and protobuf that does not walk cleanly (truncated, unknown top-level fields — the
 salvage path) are decoded in-process.
 
-Worker processes come from the ``forkserver`` start method (forking the writer, which runs
-DuckDB and in ``sloengine run`` web and scheduler threads, is not safe); they ignore SIGINT
-(the caller stops them) and exit by themselves when the calling process is gone (kill -9).
+Decoded tables come back to the writer as files in shared memory, mapped rather than copied
+(ingest/handoff.py). Worker processes come from the ``forkserver`` start method (forking the
+writer, which runs DuckDB and in ``sloengine run`` web and scheduler threads, is not safe);
+they ignore SIGINT (the caller stops them) and exit by themselves when the calling process is
+gone (kill -9).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sloengine.ingest.context import DecodeState
+from sloengine.ingest.handoff import Handoff, discard, receive, ship
 from sloengine.ingest.reader import (
     _REQUESTS,
     ReadOptions,
@@ -76,6 +79,8 @@ class _Slice:
     length: int
     data: bytes | None
     base: int
+    #: where the worker leaves the decoded tables (ingest/handoff.py); None: in the pipe
+    handoff: str | None = None
 
 
 class DecodePool:
@@ -93,6 +98,7 @@ class DecodePool:
         self.slice_bytes = slice_bytes or max(
             _MIN_SLICE, options.decode.chunk_records * _BYTES_PER_RECORD)
         self._executor: ProcessPoolExecutor | None = None
+        self._handoff: Handoff | None = None
 
     def __enter__(self) -> DecodePool:
         return self
@@ -104,6 +110,9 @@ class DecodePool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._handoff is not None:
+            self._handoff.close()
+            self._handoff = None
 
     def read(self, path: Path, info: SourceInfo) -> Iterator[Chunk]:
         """The chunks of one file, as ``reader.read_file`` yields them (redacted)."""
@@ -127,25 +136,28 @@ class DecodePool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = process_pool(self.options, self.workers)
+            self._handoff = Handoff()
         return self._executor
 
     def _run(self, slices: Iterator[_Slice]) -> Iterator[Chunk]:
         pool = self._pool()
+        out = self._handoff.dir if self._handoff is not None else None
         pending: deque[Future[list[Chunk]]] = deque()
         cut = Rechunker(self.options.decode.chunk_records)
         try:
             for s in slices:
-                pending.append(pool.submit(_decode_slice, s))
+                pending.append(pool.submit(_decode_slice, replace(s, handoff=out)))
                 while len(pending) >= 2 * self.workers:
-                    for chunk in pending.popleft().result():
+                    for chunk in receive(pending.popleft().result()):
                         yield from cut.add(chunk)
             while pending:
-                for chunk in pending.popleft().result():
+                for chunk in receive(pending.popleft().result()):
                     yield from cut.add(chunk)
             yield from cut.finish()
-        finally:
+        finally:  # stopped early: what is decoded already leaves no file behind
             for f in pending:
-                f.cancel()
+                if not f.cancel():
+                    f.add_done_callback(_discard)
 
 
 # -- the cuts, without parsing -----------------------------------------------------------------
@@ -300,9 +312,14 @@ def _watch(parent: int, ppid: int) -> None:
             os._exit(1)
 
 
+def _discard(f: Future[list[Chunk]]) -> None:
+    if not f.cancelled() and f.exception() is None:
+        discard(f.result())
+
+
 def _decode_slice(s: _Slice) -> list[Chunk]:
     with paused_gc():
-        return _decode_slice_now(s)
+        return ship(_decode_slice_now(s), s.handoff)
 
 
 @contextmanager
