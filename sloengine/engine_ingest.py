@@ -123,15 +123,19 @@ class IngestFacade(EngineParts):
         return results
 
     def ingest_file(self, path: Path) -> IngestResult:
-        info = source_info(path)
-        dup = self._duplicate(info)
-        if dup is not None:
-            return dup
+        with self._decoding() as pool:
+            pool.warm(path.stat().st_size)  # the workers start while the file is hashed
+            info = source_info(path)
+            dup = self._duplicate(info)
+            if dup is not None:
+                return dup
+            return self._ingest_file(path, info, pool)
+
+    def _ingest_file(self, path: Path, info: SourceInfo, pool: DecodePool) -> IngestResult:
         result = IngestResult(info, self.store.begin_batch(info), None, BatchCounts())
         try:
-            with self._decoding() as pool:
-                for chunk in pool.read(path, info):
-                    self._store_chunk(result, chunk)
+            for chunk in pool.read(path, info):
+                self._store_chunk(result, chunk)
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raw = path.read_bytes() if info.size_bytes <= _MAX_RAW_FILE else b""
             reason = f"file cannot be read to the end: {exc}"

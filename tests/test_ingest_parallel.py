@@ -234,3 +234,17 @@ def test_kill_9_of_the_writer_leaves_no_workers(tmp_path: Path) -> None:
         distinct = e.store.one("SELECT count(DISTINCT (trace_id, span_id)) FROM spans")
     assert n == distinct == 400 * 100  # + teapot − the span with the zero parent id
     assert not list(handoff.base_dir().glob(f"sloengine-handoff-{proc.pid}-*"))
+
+
+def test_warm_starts_the_workers_only_for_files_that_need_them(engine: Engine) -> None:
+    """ingest_file starts the workers before it hashes a big file (DecodePool.warm)."""
+    before = _descendants(os.getpid())
+    with DecodePool(engine.read_options(), 2) as pool:
+        pool.warm(parallel.MIN_BYTES - 1)
+        time.sleep(0.5)
+        assert _descendants(os.getpid()) == before
+        pool.warm(parallel.MIN_BYTES)
+        deadline = time.monotonic() + 30
+        while len(_descendants(os.getpid()) - before) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_descendants(os.getpid()) - before) >= 3  # forkserver + 2 workers

@@ -114,6 +114,14 @@ class DecodePool:
             self._handoff.close()
             self._handoff = None
 
+    def warm(self, size_bytes: int) -> None:
+        """Start the workers now if a file of ``size_bytes`` will need them: their start
+        (forkserver, imports) then overlaps the caller's sha256 of the file."""
+        if self.workers > 1 and size_bytes >= self.min_bytes:
+            pool = self._pool()
+            for _ in range(self.workers):
+                pool.submit(os.getpid)
+
     def read(self, path: Path, info: SourceInfo) -> Iterator[Chunk]:
         """The chunks of one file, as ``reader.read_file`` yields them (redacted)."""
         slices = None
