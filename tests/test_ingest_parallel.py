@@ -245,6 +245,8 @@ def test_warm_starts_the_workers_only_for_files_that_need_them(engine: Engine) -
         assert _descendants(os.getpid()) == before
         pool.warm(parallel.MIN_BYTES)
         deadline = time.monotonic() + 30
-        while len(_descendants(os.getpid()) - before) < 3 and time.monotonic() < deadline:
+        # the two workers (and the forkserver, unless an earlier pool in this process
+        # started it: multiprocessing keeps one per process)
+        while len(_descendants(os.getpid()) - before) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(_descendants(os.getpid()) - before) >= 3  # forkserver + 2 workers
+        assert len(_descendants(os.getpid()) - before) >= 2
