@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sloengine.ingest.context import DecodeState
-from sloengine.ingest.handoff import Handoff, discard, receive, ship
+from sloengine.ingest.handoff import Handoff, alive, discard, receive, ship
 from sloengine.ingest.reader import (
     _REQUESTS,
     ReadOptions,
@@ -310,13 +310,7 @@ def _watch(parent: int, ppid: int) -> None:
     """Exit when the writer is gone (killed: nobody would read our results)."""
     while True:
         time.sleep(0.25)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:
-            pass
-        if os.getppid() != ppid:
+        if not alive(parent) or os.getppid() != ppid:
             os._exit(1)
 
 
