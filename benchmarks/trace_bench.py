@@ -183,7 +183,7 @@ def build(store: Store, first: int, last: int, batches: int, batch0: int, step_n
 #: fold it away, and DuckDB reads all of them (a filter on constants it could skip columns by).
 _SCAN_SQL = """SELECT count(*) FROM spans WHERE span_id = trace_id OR parent_span_id = trace_id
  OR name = trace_id OR kind = trace_id OR service_name = trace_id
- OR resource_attributes['host.name'] = trace_id OR start_time_unix_nano > end_time_unix_nano
+ OR resource_id::VARCHAR = trace_id OR start_time_unix_nano > end_time_unix_nano
  OR status_code = trace_id OR status_message = trace_id OR (is_error AND http_status_code < 0)
  OR http_route = trace_id OR http_method = trace_id OR rpc_system = trace_id
  OR rpc_method = trace_id OR rpc_status_code = trace_id OR db_system = trace_id
